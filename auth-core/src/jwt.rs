@@ -1,0 +1,136 @@
+//! The login JWT the bot signs, and the lenient reading of the session token's claims (for simplified key
+//! delivery). Written by hand: it is a header, two claims and a signature.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use crate::error::SignError;
+use crate::signer::JwtSigner;
+use crate::time::UnixTime;
+
+/// The JOSE header every login JWT carries, base64url-encoded: `{"alg":"RS512","typ":"JWT"}`.
+const HEADER_B64: &str = "eyJhbGciOiJSUzUxMiIsInR5cCI6IkpXVCJ9";
+
+/// The claim that grants simplified key delivery.
+pub const SKD_CLAIM: &str = "canUseSimplifiedKeyDelivery";
+
+/// A signed login JWT. Short-lived, but a credential while it lives: `Debug` prints a placeholder.
+#[derive(Clone)]
+pub struct Jwt(SecretString);
+
+impl Jwt {
+    /// The compact JWS. Never log it.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Jwt(<redacted>)")
+    }
+}
+
+/// Signs a login JWT for `username`: header `{"alg":"RS512","typ":"JWT"}`, claims `{"sub":username,"exp":...}`
+/// with `exp = now + lifetime` in whole seconds, base64url without padding.
+pub fn login_jwt(username: &str, now: UnixTime, lifetime: Duration, signer: &dyn JwtSigner) -> Result<Jwt, SignError> {
+    let exp = now.as_secs().saturating_add(lifetime.as_secs());
+    let claims = serde_json::json!({ "sub": username, "exp": exp });
+    let signing_input = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = signer.sign_rs512(signing_input.as_bytes())?;
+    Ok(Jwt(SecretString::from(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))))
+}
+
+/// The claims of a JWT, decoded without checking its signature; `None` for anything that is not a JWT with a
+/// JSON-object payload. Base64url with or without padding is accepted, and so is standard base64, as pods and
+/// proxies have been seen to vary.
+#[must_use]
+pub fn decode_claims(token: &str) -> Option<Map<String, Value>> {
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let trimmed = payload.trim_end_matches('=');
+    let bytes = URL_SAFE_NO_PAD.decode(trimmed).or_else(|_| STANDARD_NO_PAD.decode(trimmed)).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// Whether a session token grants simplified key delivery: its claims hold `canUseSimplifiedKeyDelivery` as the
+/// JSON boolean `true`. Anything else (no claim, `"yes"`, not a JWT) means no.
+#[must_use]
+pub fn grants_simplified_key_delivery(session_token: &str) -> bool {
+    decode_claims(session_token).is_some_and(|claims| claims.get(SKD_CLAIM) == Some(&Value::Bool(true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+    impl JwtSigner for Fixed {
+        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+            Ok(message.iter().rev().take(3).copied().collect())
+        }
+    }
+
+    fn jwt_with(claims: &str) -> String {
+        format!("{HEADER_B64}.{}.c2ln", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    #[test]
+    fn header_constant_is_the_documented_header() {
+        assert_eq!(URL_SAFE_NO_PAD.decode(HEADER_B64).unwrap(), br#"{"alg":"RS512","typ":"JWT"}"#);
+    }
+
+    #[test]
+    fn login_jwt_has_sub_and_exp_in_seconds() {
+        let jwt =
+            login_jwt("bot.user", UnixTime::from_millis(1_700_000_000_999), Duration::from_secs(240), &Fixed).unwrap();
+        let claims = decode_claims(jwt.expose_secret()).unwrap();
+        assert_eq!(serde_json::Value::Object(claims), serde_json::json!({"sub": "bot.user", "exp": 1_700_000_240}));
+        let parts: Vec<&str> = jwt.expose_secret().split('.').collect();
+        assert_eq!(parts[0], HEADER_B64);
+        assert!(!jwt.expose_secret().contains('='));
+        assert_eq!(format!("{jwt:?}"), "Jwt(<redacted>)");
+    }
+
+    #[test]
+    fn usernames_are_json_escaped() {
+        let jwt = login_jwt("a\"b", UnixTime::from_secs(0), Duration::from_secs(1), &Fixed).unwrap();
+        assert_eq!(decode_claims(jwt.expose_secret()).unwrap()["sub"], "a\"b");
+    }
+
+    #[test]
+    fn skd_follows_the_bdk_vectors() {
+        assert!(grants_simplified_key_delivery(&jwt_with(
+            r#"{"sub":"1234567890","canUseSimplifiedKeyDelivery":true}"#
+        )));
+        assert!(!grants_simplified_key_delivery(&jwt_with(r#"{"exp":1641308278,"sub":"13056700580915"}"#)));
+        assert!(!grants_simplified_key_delivery(&jwt_with(r#"{"sub":"123","canUseSimplifiedKeyDelivery":"yes"}"#)));
+        assert!(!grants_simplified_key_delivery(&jwt_with(r#"{"sub":"123","skd":true}"#)));
+        assert!(!grants_simplified_key_delivery("only.two"));
+        assert!(!grants_simplified_key_delivery("invalid.jwt.value"));
+        assert!(!grants_simplified_key_delivery("a.b.c.d"));
+        assert!(!grants_simplified_key_delivery(&jwt_with("[true]")));
+    }
+
+    #[test]
+    fn claims_decode_with_padding_or_standard_alphabet() {
+        let payload = r#"{"canUseSimplifiedKeyDelivery":true,"n":"??>"}"#;
+        let padded = format!("h.{}.s", base64::engine::general_purpose::URL_SAFE.encode(payload));
+        let standard = format!("h.{}.s", base64::engine::general_purpose::STANDARD.encode(payload));
+        assert!(grants_simplified_key_delivery(&padded));
+        assert!(grants_simplified_key_delivery(&standard));
+    }
+}

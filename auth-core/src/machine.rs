@@ -1,0 +1,620 @@
+//! The authentication state machine. Every protocol decision lives here: which login to send next, what an answer
+//! means, whether and when to retry, whether the key manager is needed, and what a 401 on an API call means.
+//! Drivers move bytes and sleep; see the crate docs for the loop.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, KeyManagerPolicy, LoginMethod};
+use crate::error::{AuthError, FailureCause, TransportFailure, UsageError};
+use crate::jwt::{grants_simplified_key_delivery, login_jwt};
+use crate::request::{LoginEndpoint, Purpose, certificate_login, rsa_login};
+use crate::response::{IssuedToken, LoginAnswer, read_login_answer};
+use crate::retry::Jitter;
+use crate::time::UnixTime;
+use crate::tokens::{AuthorizationToken, Generation, KeyManagerToken, SessionToken, Tokens};
+use crate::{HttpRequest, HttpResponse};
+
+/// How many settled-by-the-machine request ids are remembered, so that late answers to them are accepted quietly.
+const ABANDONED_MEMORY: usize = 64;
+
+/// Identifies a login request handed to the driver; its answer or failure is reported with the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The number, for bindings and logs.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// An id from its number, as a binding that stored [`get`](Self::get) hands it back.
+    #[must_use]
+    pub const fn from_u64(value: u64) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A login request to send. Report its outcome with [`Authenticator::handle_response`] or
+/// [`Authenticator::handle_failure`] and the same `id`.
+#[must_use = "a login request must be sent, and its outcome reported"]
+pub struct LoginRequest {
+    /// The id to report the outcome with.
+    pub id: RequestId,
+    /// Which login endpoint it calls. [`LoginEndpoint::uses_client_certificate`] says whether it must go through
+    /// the mutual-TLS client.
+    pub endpoint: LoginEndpoint,
+    /// The request. Its body may hold a signed JWT: do not log it.
+    pub request: HttpRequest,
+}
+
+impl LoginRequest {
+    /// Whether it asks for the session token or the key-manager token.
+    #[must_use]
+    pub fn purpose(&self) -> Purpose {
+        self.endpoint.purpose()
+    }
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .field("uri", self.request.uri())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the machine stands.
+///
+/// ```text
+///                 start / refresh                 session token
+///  NeedsSession ───────────────────▶ (logging in) ───────────────▶ NeedsKeyManager ──km token──┐
+///       ▲   ▲                              │                                                   ▼
+///       │   └──── login failed ────────────┘◀── session token (SKD, or KM not needed) ─────▶ Ready
+///       │                                                                                     │
+///       └────── (same, from Expired) ◀── Expired ◀── 401 reported on the current generation ──┘
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// No usable tokens; a login is needed (or under way, see [`Authenticator::is_logging_in`]).
+    NeedsSession,
+    /// The session token is in hand; the key-manager token is still awaited.
+    NeedsKeyManager,
+    /// Tokens are available.
+    Ready,
+    /// The tokens were rejected with a 401; a new login is needed (or under way).
+    Expired,
+}
+
+/// Whether the key-manager token was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyManagerOutcome {
+    /// Logged in to the key manager.
+    Obtained,
+    /// Not needed: the session token grants simplified key delivery.
+    SkippedBySimplifiedKeyDelivery,
+    /// Not requested: the key-manager policy is `Never`.
+    Disabled,
+}
+
+/// Something that happened, for the driver to act on or log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A login succeeded; [`Authenticator::tokens`] returns the new tokens.
+    Authenticated {
+        /// The new generation.
+        generation: Generation,
+        /// What happened with the key manager.
+        key_manager: KeyManagerOutcome,
+    },
+    /// A login attempt failed in a way worth retrying; the next attempt is due after `delay`.
+    RetryScheduled {
+        /// The endpoint that failed.
+        endpoint: LoginEndpoint,
+        /// How many attempts have failed in a row.
+        attempt: u32,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// What went wrong.
+        cause: FailureCause,
+    },
+    /// A login failed for good. The machine stays usable: a later [`Authenticator::start`] tries again.
+    LoginFailed(AuthError),
+    /// The tokens of `generation` were reported rejected; they are no longer handed out.
+    Expired {
+        /// The generation that expired.
+        generation: Generation,
+    },
+}
+
+/// What a reported 401 led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnauthorizedOutcome {
+    /// Newer tokens than the reported ones are available: retry with [`Authenticator::tokens`].
+    Stale {
+        /// The current generation.
+        current: Generation,
+    },
+    /// The tokens were expired and a login began: poll for its requests.
+    LoginStarted,
+    /// A login is already under way: wait for it.
+    LoginInProgress,
+}
+
+#[derive(Debug)]
+enum LegStatus {
+    /// Waiting for the session answer before deciding (sequential key-manager login).
+    Idle,
+    Due,
+    InFlight(RequestId),
+    Backoff(UnixTime),
+    Done(IssuedToken),
+    Failed(AuthError),
+}
+
+#[derive(Debug)]
+struct Leg {
+    endpoint: LoginEndpoint,
+    status: LegStatus,
+    failures: u32,
+}
+
+impl Leg {
+    fn new(endpoint: LoginEndpoint, due: bool) -> Self {
+        Self { endpoint, status: if due { LegStatus::Due } else { LegStatus::Idle }, failures: 0 }
+    }
+
+    fn in_flight(&self) -> Option<RequestId> {
+        match self.status {
+            LegStatus::InFlight(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Login {
+    session: Leg,
+    /// `None` when the key manager is not needed.
+    key_manager: Option<Leg>,
+}
+
+/// What became of one login attempt.
+enum Outcome {
+    Token(IssuedToken),
+    Retry { cause: FailureCause, retry_after: Option<Duration> },
+    Fatal(AuthError),
+}
+
+/// The sans-IO authentication machine for one bot.
+///
+/// Inputs: [`start`](Self::start) / [`refresh`](Self::refresh), [`handle_response`](Self::handle_response),
+/// [`handle_failure`](Self::handle_failure), [`handle_timeout`](Self::handle_timeout),
+/// [`report_unauthorized`](Self::report_unauthorized). Outputs: [`poll_request`](Self::poll_request),
+/// [`poll_timeout`](Self::poll_timeout), [`poll_event`](Self::poll_event), [`state`](Self::state),
+/// [`tokens`](Self::tokens). After any input, poll requests and events until each returns `None`.
+#[derive(Debug)]
+pub struct Authenticator {
+    config: Config,
+    tokens: Option<Arc<Tokens>>,
+    latest: Generation,
+    expired: bool,
+    login: Option<Login>,
+    abandoned: VecDeque<RequestId>,
+    next_id: u64,
+    events: VecDeque<Event>,
+    jitter: Jitter,
+    /// Whether the last session token granted SKD: if so, a re-login sends the session login alone first.
+    last_skd: Option<bool>,
+}
+
+impl Authenticator {
+    /// A machine with no tokens. `seed` drives the backoff jitter: the same seed and inputs replay exactly.
+    #[must_use]
+    pub fn new(config: Config, seed: u64) -> Self {
+        Self {
+            config,
+            tokens: None,
+            latest: Generation(0),
+            expired: false,
+            login: None,
+            abandoned: VecDeque::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            jitter: Jitter::new(seed),
+            last_skd: None,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the machine stands.
+    #[must_use]
+    pub fn state(&self) -> State {
+        if self.tokens.is_some() {
+            return State::Ready;
+        }
+        if let Some(login) = &self.login {
+            let session_done = matches!(login.session.status, LegStatus::Done(_));
+            if session_done && login.key_manager.is_some() {
+                return State::NeedsKeyManager;
+            }
+        }
+        if self.expired { State::Expired } else { State::NeedsSession }
+    }
+
+    /// Whether a login is under way.
+    #[must_use]
+    pub fn is_logging_in(&self) -> bool {
+        self.login.is_some()
+    }
+
+    /// The current tokens; `None` unless [`State::Ready`].
+    #[must_use]
+    pub fn tokens(&self) -> Option<Arc<Tokens>> {
+        self.tokens.clone()
+    }
+
+    /// The generation of the latest successful login (0 before the first).
+    #[must_use]
+    pub fn latest_generation(&self) -> Generation {
+        self.latest
+    }
+
+    /// Begins a login unless tokens are available or a login is under way. Returns whether one began; poll for
+    /// its requests.
+    pub fn start(&mut self) -> bool {
+        if self.tokens.is_some() || self.login.is_some() {
+            return false;
+        }
+        self.begin_login();
+        true
+    }
+
+    /// Begins a login even though tokens are available (they stay in use until the new ones arrive), unless one
+    /// is under way. Returns whether one began; poll for its requests.
+    pub fn refresh(&mut self) -> bool {
+        if self.login.is_some() {
+            return false;
+        }
+        self.begin_login();
+        true
+    }
+
+    /// Drops the login under way, as when the task driving it was cancelled: answers to its requests will be
+    /// accepted and ignored, and the next [`start`](Self::start) begins afresh. Returns whether there was one.
+    pub fn abort_login(&mut self) -> bool {
+        match self.login.take() {
+            Some(login) => {
+                self.abandon(&login);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next login request to send, or `None`. Call after every input until it returns `None`; requests
+    /// returned together may be sent concurrently. `now` stamps the JWT.
+    #[must_use = "a login request must be sent, and its outcome reported"]
+    pub fn poll_request(&mut self, now: UnixTime) -> Option<LoginRequest> {
+        self.handle_timeout(now);
+        let login = self.login.as_mut()?;
+        let leg = if matches!(login.session.status, LegStatus::Due) {
+            &mut login.session
+        } else {
+            login.key_manager.as_mut().filter(|leg| matches!(leg.status, LegStatus::Due))?
+        };
+        let endpoint = leg.endpoint;
+        let request = match &self.config.method {
+            LoginMethod::Certificate => certificate_login(endpoint, &self.config.endpoints),
+            LoginMethod::Rsa(signer) => {
+                match login_jwt(self.config.username.as_str(), now, self.config.jwt_lifetime, signer.as_ref()) {
+                    Ok(jwt) => rsa_login(endpoint, &self.config.endpoints, &jwt),
+                    Err(error) => {
+                        self.fail_login(AuthError::Signing(error));
+                        return None;
+                    }
+                }
+            }
+        };
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        leg.status = LegStatus::InFlight(id);
+        Some(LoginRequest { id, endpoint, request })
+    }
+
+    /// When the next retry is due, if one is waiting: call [`handle_timeout`](Self::handle_timeout) (or
+    /// [`poll_request`](Self::poll_request)) at or after it. Changes after every input.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        let login = self.login.as_ref()?;
+        [Some(&login.session), login.key_manager.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|leg| match leg.status {
+                LegStatus::Backoff(at) => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Time has passed: retries due by `now` become requests to poll.
+    pub fn handle_timeout(&mut self, now: UnixTime) {
+        if let Some(login) = &mut self.login {
+            for leg in [Some(&mut login.session), login.key_manager.as_mut()].into_iter().flatten() {
+                if matches!(leg.status, LegStatus::Backoff(at) if at <= now) {
+                    leg.status = LegStatus::Due;
+                }
+            }
+        }
+    }
+
+    /// The next event, or `None`. Call after every input until it returns `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The answer to request `id`. Any status is an answer: the machine decides what it means.
+    pub fn handle_response(&mut self, id: RequestId, response: &HttpResponse, now: UnixTime) -> Result<(), UsageError> {
+        let Some(purpose) = self.purpose_of(id)? else { return Ok(()) };
+        let endpoint = self.leg(purpose).map_or(LoginEndpoint::RsaSession, |leg| leg.endpoint);
+        let username = self.config.username.to_string();
+        let outcome = match read_login_answer(response, now) {
+            LoginAnswer::Token(token) => Outcome::Token(token),
+            LoginAnswer::Retry { status, retry_after } => {
+                Outcome::Retry { cause: FailureCause::Status(status), retry_after }
+            }
+            LoginAnswer::Rejected { status, server_message, clock_offset_secs } => {
+                Outcome::Fatal(AuthError::Rejected { endpoint, username, status, server_message, clock_offset_secs })
+            }
+            LoginAnswer::Unusable { status, problem, body_prefix } => {
+                Outcome::Fatal(AuthError::Protocol { endpoint, status, problem, body_prefix })
+            }
+        };
+        self.settle(purpose, outcome, now);
+        Ok(())
+    }
+
+    /// Request `id` failed below HTTP (timeout, connection refused or reset, TLS).
+    pub fn handle_failure(
+        &mut self,
+        id: RequestId,
+        failure: TransportFailure,
+        now: UnixTime,
+    ) -> Result<(), UsageError> {
+        let Some(purpose) = self.purpose_of(id)? else { return Ok(()) };
+        let outcome = if failure.kind.is_retryable() {
+            Outcome::Retry { cause: FailureCause::Transport(failure), retry_after: None }
+        } else {
+            let endpoint = self.leg(purpose).map_or(LoginEndpoint::RsaSession, |leg| leg.endpoint);
+            Outcome::Fatal(AuthError::Transport { endpoint, username: self.config.username.to_string(), failure })
+        };
+        self.settle(purpose, outcome, now);
+        Ok(())
+    }
+
+    /// An API call made with the tokens of `generation` was answered 401. If those are the current tokens they
+    /// expire and a login begins; if newer tokens exist, nothing changes. So any number of 401s on one generation
+    /// cause one login.
+    pub fn report_unauthorized(&mut self, generation: Generation) -> Result<UnauthorizedOutcome, UsageError> {
+        if generation.0 == 0 || generation > self.latest {
+            return Err(UsageError::UnknownGeneration { reported: generation.0, latest: self.latest.0 });
+        }
+        if generation < self.latest {
+            if let Some(tokens) = &self.tokens {
+                return Ok(UnauthorizedOutcome::Stale { current: tokens.generation });
+            }
+        } else if self.tokens.take().is_some() {
+            self.expired = true;
+            self.events.push_back(Event::Expired { generation });
+        }
+        if self.login.is_some() {
+            Ok(UnauthorizedOutcome::LoginInProgress)
+        } else {
+            self.begin_login();
+            Ok(UnauthorizedOutcome::LoginStarted)
+        }
+    }
+
+    fn begin_login(&mut self) {
+        let (session, key_manager) = match self.config.method {
+            LoginMethod::Rsa(_) => (LoginEndpoint::RsaSession, LoginEndpoint::RsaKeyManager),
+            LoginMethod::Certificate => (LoginEndpoint::CertificateSession, LoginEndpoint::CertificateKeyManager),
+        };
+        let parallel = self.config.parallel_login;
+        let key_manager = match self.config.key_manager {
+            KeyManagerPolicy::Never => None,
+            KeyManagerPolicy::Always => Some(Leg::new(key_manager, parallel)),
+            // A pod that granted SKD last time will very likely grant it again: ask it first, alone.
+            KeyManagerPolicy::Auto => Some(Leg::new(key_manager, parallel && self.last_skd != Some(true))),
+        };
+        self.login = Some(Login { session: Leg::new(session, true), key_manager });
+    }
+
+    /// Which leg request `id` belongs to: `Ok(None)` for a request the machine already gave up on.
+    fn purpose_of(&mut self, id: RequestId) -> Result<Option<Purpose>, UsageError> {
+        if let Some(login) = &self.login {
+            if login.session.in_flight() == Some(id) {
+                return Ok(Some(Purpose::Session));
+            }
+            if login.key_manager.as_ref().and_then(Leg::in_flight) == Some(id) {
+                return Ok(Some(Purpose::KeyManager));
+            }
+        }
+        if let Some(position) = self.abandoned.iter().position(|&a| a == id) {
+            self.abandoned.remove(position);
+            return Ok(None);
+        }
+        Err(UsageError::UnknownRequest(id.0))
+    }
+
+    fn leg(&self, purpose: Purpose) -> Option<&Leg> {
+        let login = self.login.as_ref()?;
+        match purpose {
+            Purpose::Session => Some(&login.session),
+            Purpose::KeyManager => login.key_manager.as_ref(),
+        }
+    }
+
+    fn leg_mut(&mut self, purpose: Purpose) -> Option<&mut Leg> {
+        let login = self.login.as_mut()?;
+        match purpose {
+            Purpose::Session => Some(&mut login.session),
+            Purpose::KeyManager => login.key_manager.as_mut(),
+        }
+    }
+
+    fn settle(&mut self, purpose: Purpose, outcome: Outcome, now: UnixTime) {
+        let outcome = match outcome {
+            Outcome::Retry { cause, retry_after } => match self.schedule_retry(purpose, cause, retry_after, now) {
+                Some(exhausted) => Outcome::Fatal(exhausted),
+                None => return,
+            },
+            other => other,
+        };
+        match (purpose, outcome) {
+            (_, Outcome::Retry { .. }) => {}
+            (Purpose::Session, Outcome::Fatal(error)) => self.fail_login(error),
+            (Purpose::KeyManager, Outcome::Fatal(error)) => {
+                let session_pending =
+                    self.login.as_ref().is_some_and(|login| !matches!(login.session.status, LegStatus::Done(_)));
+                if self.config.key_manager == KeyManagerPolicy::Auto && session_pending {
+                    // Simplified key delivery may yet make the key manager unnecessary: wait for the session.
+                    if let Some(leg) = self.leg_mut(purpose) {
+                        leg.status = LegStatus::Failed(error);
+                    }
+                } else {
+                    self.fail_login(error);
+                }
+            }
+            (Purpose::Session, Outcome::Token(token)) => {
+                let skd = grants_simplified_key_delivery(token.token.expose());
+                if let Some(leg) = self.leg_mut(purpose) {
+                    leg.status = LegStatus::Done(token);
+                }
+                self.after_session(skd);
+            }
+            (Purpose::KeyManager, Outcome::Token(token)) => {
+                if let Some(leg) = self.leg_mut(purpose) {
+                    leg.status = LegStatus::Done(token);
+                }
+                self.finish_if_complete();
+            }
+        }
+    }
+
+    /// Counts a retryable failure: schedules the next attempt, or returns the error when the policy is spent.
+    fn schedule_retry(
+        &mut self,
+        purpose: Purpose,
+        cause: FailureCause,
+        retry_after: Option<Duration>,
+        now: UnixTime,
+    ) -> Option<AuthError> {
+        let login = self.login.as_mut()?;
+        let leg = match purpose {
+            Purpose::Session => &mut login.session,
+            Purpose::KeyManager => login.key_manager.as_mut()?,
+        };
+        leg.failures += 1;
+        if leg.failures >= self.config.retry.max_attempts() {
+            return Some(AuthError::Unavailable {
+                endpoint: leg.endpoint,
+                username: self.config.username.to_string(),
+                attempts: leg.failures,
+                last: cause,
+            });
+        }
+        let delay = self.config.retry.delay(leg.failures, retry_after, &mut self.jitter);
+        leg.status = LegStatus::Backoff(now.saturating_add(delay));
+        self.events.push_back(Event::RetryScheduled { endpoint: leg.endpoint, attempt: leg.failures, delay, cause });
+        None
+    }
+
+    /// The session token arrived: decide whether the key manager is still needed.
+    fn after_session(&mut self, skd: bool) {
+        let Some(login) = self.login.as_mut() else { return };
+        self.last_skd = Some(skd);
+        if skd && self.config.key_manager == KeyManagerPolicy::Auto {
+            if let Some(id) = login.key_manager.take().and_then(|leg| leg.in_flight()) {
+                self.remember_abandoned(id);
+            }
+        } else if let Some(leg) = login.key_manager.as_mut() {
+            match std::mem::replace(&mut leg.status, LegStatus::Idle) {
+                LegStatus::Idle => leg.status = LegStatus::Due,
+                LegStatus::Failed(error) => return self.fail_login(error),
+                other => leg.status = other,
+            }
+        }
+        self.finish_if_complete();
+    }
+
+    fn finish_if_complete(&mut self) {
+        let Some(login) = &self.login else { return };
+        let LegStatus::Done(session) = &login.session.status else { return };
+        let key_manager = match &login.key_manager {
+            None => None,
+            Some(Leg { status: LegStatus::Done(token), .. }) => Some(token.token.clone()),
+            Some(_) => return,
+        };
+        let skd = grants_simplified_key_delivery(session.token.expose());
+        let outcome = match (&key_manager, self.config.key_manager) {
+            (Some(_), _) => KeyManagerOutcome::Obtained,
+            (None, KeyManagerPolicy::Never) => KeyManagerOutcome::Disabled,
+            (None, _) => KeyManagerOutcome::SkippedBySimplifiedKeyDelivery,
+        };
+        self.latest = Generation(self.latest.0 + 1);
+        let tokens = Tokens {
+            generation: self.latest,
+            session: SessionToken(session.token.clone()),
+            key_manager: key_manager.map(KeyManagerToken),
+            authorization: session.authorization.clone().map(AuthorizationToken),
+            simplified_key_delivery: skd,
+        };
+        self.tokens = Some(Arc::new(tokens));
+        self.expired = false;
+        self.login = None;
+        self.events.push_back(Event::Authenticated { generation: self.latest, key_manager: outcome });
+    }
+
+    fn fail_login(&mut self, error: AuthError) {
+        if let Some(login) = self.login.take() {
+            self.abandon(&login);
+        }
+        self.events.push_back(Event::LoginFailed(error));
+    }
+
+    fn abandon(&mut self, login: &Login) {
+        for id in [login.session.in_flight(), login.key_manager.as_ref().and_then(Leg::in_flight)].into_iter().flatten()
+        {
+            self.remember_abandoned(id);
+        }
+    }
+
+    fn remember_abandoned(&mut self, id: RequestId) {
+        if self.abandoned.len() == ABANDONED_MEMORY {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back(id);
+    }
+}

@@ -1,0 +1,121 @@
+//! The endpoints the fake serves, and how a request's method and path map to one.
+
+use http::Method;
+
+/// One endpoint of the fake pod, key manager or agent (see PROTOCOL §2).
+///
+/// Counters, latencies and fault scripts are kept per endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    /// A1 `POST /login/pubkey/authenticate`: RSA session login on the pod.
+    SessionLogin,
+    /// A2 `POST /relay/pubkey/authenticate`: RSA login on the key manager.
+    KeyManagerLogin,
+    /// A3 `POST /sessionauth/v1/authenticate`: certificate session login.
+    CertSessionLogin,
+    /// A4 `POST /keyauth/v1/authenticate`: certificate login on the key manager.
+    CertKeyManagerLogin,
+    /// S1 `GET /pod/v2/sessioninfo`.
+    SessionInfo,
+    /// G1 `POST /agent/v1/util/echo`.
+    Echo,
+    /// G4 `GET /agent/v1/info`.
+    AgentInfo,
+    /// G2 `GET /agent/v3/health`.
+    Health,
+    /// Anything else: answered 404.
+    NotFound,
+}
+
+impl Endpoint {
+    /// Every endpoint, in declaration order.
+    pub const ALL: [Endpoint; 9] = [
+        Endpoint::SessionLogin,
+        Endpoint::KeyManagerLogin,
+        Endpoint::CertSessionLogin,
+        Endpoint::CertKeyManagerLogin,
+        Endpoint::SessionInfo,
+        Endpoint::Echo,
+        Endpoint::AgentInfo,
+        Endpoint::Health,
+        Endpoint::NotFound,
+    ];
+
+    /// The endpoint a request with this method and path (no query) is for.
+    ///
+    /// A known path with the wrong method is `NotFound`, as the brief for the fake asks.
+    #[must_use]
+    pub fn classify(method: &Method, path: &str) -> Endpoint {
+        let Some(endpoint) = Self::ALL.iter().copied().find(|e| e.path() == Some(path)) else {
+            return Endpoint::NotFound;
+        };
+        if endpoint.method() == Some(method) {
+            endpoint
+        } else {
+            Endpoint::NotFound
+        }
+    }
+
+    /// The path this endpoint is served on (`None` for [`Endpoint::NotFound`]).
+    #[must_use]
+    pub fn path(self) -> Option<&'static str> {
+        Some(match self {
+            Endpoint::SessionLogin => "/login/pubkey/authenticate",
+            Endpoint::KeyManagerLogin => "/relay/pubkey/authenticate",
+            Endpoint::CertSessionLogin => "/sessionauth/v1/authenticate",
+            Endpoint::CertKeyManagerLogin => "/keyauth/v1/authenticate",
+            Endpoint::SessionInfo => "/pod/v2/sessioninfo",
+            Endpoint::Echo => "/agent/v1/util/echo",
+            Endpoint::AgentInfo => "/agent/v1/info",
+            Endpoint::Health => "/agent/v3/health",
+            Endpoint::NotFound => return None,
+        })
+    }
+
+    /// The method this endpoint answers (`None` for [`Endpoint::NotFound`]).
+    #[must_use]
+    pub fn method(self) -> Option<&'static Method> {
+        match self {
+            Endpoint::SessionInfo | Endpoint::AgentInfo | Endpoint::Health => Some(&Method::GET),
+            Endpoint::NotFound => None,
+            _ => Some(&Method::POST),
+        }
+    }
+
+    /// Whether this endpoint belongs to the key manager (what "key manager down" takes down).
+    #[must_use]
+    pub fn is_key_manager(self) -> bool {
+        matches!(self, Endpoint::KeyManagerLogin | Endpoint::CertKeyManagerLogin)
+    }
+
+    /// Whether this endpoint is one of the four logins.
+    #[must_use]
+    pub fn is_login(self) -> bool {
+        matches!(
+            self,
+            Endpoint::SessionLogin
+                | Endpoint::KeyManagerLogin
+                | Endpoint::CertSessionLogin
+                | Endpoint::CertKeyManagerLogin
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_round_trips_every_endpoint() {
+        for e in Endpoint::ALL {
+            if let (Some(m), Some(p)) = (e.method(), e.path()) {
+                assert_eq!(Endpoint::classify(m, p), e);
+            }
+        }
+        assert_eq!(
+            Endpoint::classify(&Method::GET, "/login/pubkey/authenticate"),
+            Endpoint::NotFound
+        );
+        assert_eq!(Endpoint::classify(&Method::GET, "/nope"), Endpoint::NotFound);
+    }
+}
