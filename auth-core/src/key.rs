@@ -1,11 +1,10 @@
 //! Private keys from PEM bytes: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`), chosen by label,
 //! and the signers built on them. The PEM comes in as bytes: the core reads no files.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
+use crate::pem::{PemError, pem_blocks};
 
 /// The smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -39,46 +38,31 @@ pub(crate) struct KeyDer {
 /// PKCS#8 key.
 const RSA_ENCRYPTION_OID: [u8; 11] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
 
-/// Decodes the first PEM block of `pem`. Literal `\n` sequences (as keys pasted into environment variables carry
-/// them) count as newlines.
+/// Decodes the first private-key PEM block of `pem`, choosing the format by its label.
 pub(crate) fn decode_pem(pem: &[u8]) -> Result<KeyDer, KeyError> {
-    let text = String::from_utf8_lossy(pem);
-    let text = Zeroizing::new(text.replace("\\n", "\n").replace('\r', ""));
-    let begin = text.find("-----BEGIN ").ok_or(KeyError::NotPem)?;
-    let after_begin = &text[begin + "-----BEGIN ".len()..];
-    let label_end = after_begin.find("-----").ok_or(KeyError::NotPem)?;
-    let label = after_begin[..label_end].trim();
-    let format = match label {
+    let blocks = pem_blocks(pem).map_err(|e| match e {
+        PemError::NoBlock => KeyError::NotPem,
+        PemError::Unterminated(label) => {
+            KeyError::Malformed { format: "PEM", reason: format!("no `-----END {label}-----` line") }
+        }
+    })?;
+    let block = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")).unwrap_or(&blocks[0]);
+    let format = match block.label.as_str() {
         "PRIVATE KEY" => KeyFormat::Pkcs8,
         "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
         "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
         other => return Err(KeyError::UnsupportedLabel(other.to_owned())),
     };
-    let body_and_rest = &after_begin[label_end + "-----".len()..];
-    let end_marker = format!("-----END {label}-----");
-    let body_end = body_and_rest
-        .find(&end_marker)
-        .ok_or_else(|| KeyError::Malformed { format: format.name(), reason: format!("no `{end_marker}` line") })?;
-    let body = &body_and_rest[..body_end];
-    // Legacy OpenSSL encryption puts headers such as `Proc-Type: 4,ENCRYPTED` before the base64.
-    if body.lines().any(|line| line.contains(':')) {
-        if body.contains("ENCRYPTED") {
-            return Err(KeyError::Encrypted);
-        }
-        return Err(KeyError::Malformed { format: format.name(), reason: "unexpected PEM headers".into() });
+    if block.has_headers {
+        // Legacy OpenSSL encryption: `Proc-Type: 4,ENCRYPTED` before the base64.
+        return Err(KeyError::Encrypted);
     }
-    let base64: Zeroizing<String> = Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
-    let der = Zeroizing::new(STANDARD.decode(base64.as_bytes()).map_err(|_| KeyError::Malformed {
+    let der = block.der().ok_or_else(|| KeyError::Malformed {
         format: format.name(),
         reason: "the PEM body is not valid base64".into(),
-    })?);
+    })?;
     if format == KeyFormat::Pkcs8
-        && !der
-            .iter()
-            .take(64)
-            .collect::<Vec<_>>()
-            .windows(11)
-            .any(|w| w.iter().copied().copied().eq(RSA_ENCRYPTION_OID))
+        && !der.iter().take(64).copied().collect::<Vec<u8>>().windows(11).any(|w| w == RSA_ENCRYPTION_OID)
     {
         return Err(KeyError::NotRsa);
     }
@@ -268,7 +252,9 @@ mod tests {
             err("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"),
             Some(KeyError::Malformed { format: "PKCS#8", .. })
         ));
-        assert!(matches!(err("-----BEGIN PRIVATE KEY-----\nAAAA\n"), Some(KeyError::Malformed { .. })));
+        assert!(matches!(err("-----BEGIN PRIVATE KEY-----\nAAAA\n"), Some(KeyError::Malformed { format: "PEM", .. })));
+        let cert_then_key = format!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n{PKCS8}");
+        assert_eq!(decode_pem(cert_then_key.as_bytes()).unwrap().format, KeyFormat::Pkcs8);
     }
 
     #[cfg(feature = "rsa-signer")]

@@ -85,11 +85,14 @@
 
 pub use http;
 
+mod api;
 mod config;
 mod error;
+mod identity;
 mod jwt;
 mod key;
 mod machine;
+mod pem;
 mod request;
 mod response;
 mod retry;
@@ -102,6 +105,7 @@ pub type HttpRequest = http::Request<Vec<u8>>;
 /// A response, as a driver reads it and the machine parses it.
 pub type HttpResponse = http::Response<Vec<u8>>;
 
+pub use api::{ApiVerdict, SessionInfo, SessionInfoError, api_verdict, parse_session_info};
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
 };
@@ -109,6 +113,7 @@ pub use error::{
     AuthError, ConfigError, FailureCause, KeyError, ProtocolProblem, SignError, TransportFailure, TransportKind,
     UsageError,
 };
+pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
 pub use jwt::{Jwt, SKD_CLAIM, decode_claims, grants_simplified_key_delivery, login_jwt};
 #[cfg(feature = "ring-signer")]
 pub use key::RingSigner;
