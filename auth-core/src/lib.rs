@@ -86,6 +86,8 @@
 pub use http;
 
 mod api;
+#[cfg(feature = "bdk-config")]
+mod bdk;
 mod config;
 mod error;
 mod identity;
@@ -106,6 +108,8 @@ pub type HttpRequest = http::Request<Vec<u8>>;
 pub type HttpResponse = http::Response<Vec<u8>>;
 
 pub use api::{ApiVerdict, SessionInfo, SessionInfoError, api_verdict, parse_session_info};
+#[cfg(feature = "bdk-config")]
+pub use bdk::{BdkConfigError, BotSettings, CredentialSource, ProxySettings, Source, parse_bdk_config};
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
 };
