@@ -49,11 +49,7 @@ impl Endpoint {
         let Some(endpoint) = Self::ALL.iter().copied().find(|e| e.path() == Some(path)) else {
             return Endpoint::NotFound;
         };
-        if endpoint.method() == Some(method) {
-            endpoint
-        } else {
-            Endpoint::NotFound
-        }
+        if endpoint.method() == Some(method) { endpoint } else { Endpoint::NotFound }
     }
 
     /// The path this endpoint is served on (`None` for [`Endpoint::NotFound`]).
@@ -112,10 +108,7 @@ mod tests {
                 assert_eq!(Endpoint::classify(m, p), e);
             }
         }
-        assert_eq!(
-            Endpoint::classify(&Method::GET, "/login/pubkey/authenticate"),
-            Endpoint::NotFound
-        );
+        assert_eq!(Endpoint::classify(&Method::GET, "/login/pubkey/authenticate"), Endpoint::NotFound);
         assert_eq!(Endpoint::classify(&Method::GET, "/nope"), Endpoint::NotFound);
     }
 }

@@ -26,8 +26,7 @@ impl LoginJwt<'_> {
 /// Parses a login JWT, rejecting anything the pod would: the message is for the 401 body.
 pub(crate) fn parse_login_jwt(jwt: &str) -> Result<LoginJwt<'_>, &'static str> {
     let mut parts = jwt.split('.');
-    let (Some(header), Some(claims), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("Invalid JWT: expected three dot-separated parts");
     };
@@ -41,10 +40,7 @@ pub(crate) fn parse_login_jwt(jwt: &str) -> Result<LoginJwt<'_>, &'static str> {
         Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
         _ => return Err("Invalid JWT: missing subject"),
     };
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_f64)
-        .ok_or("Invalid JWT: missing expiration")?;
+    let exp = claims.get("exp").and_then(Value::as_f64).ok_or("Invalid JWT: missing expiration")?;
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| "Invalid JWT signature")?;
     let signing_input = &jwt[..header_len(jwt)];
     Ok(LoginJwt { sub, exp, signing_input, signature })

@@ -181,10 +181,7 @@ impl FakePod {
     /// RSA, or under 2048 bits).
     pub fn add_rsa_bot(&mut self, username: &str, public_key_pem: &str) -> Result<u64, TestkitError> {
         check_bot_name(username)?;
-        let invalid = |reason: String| TestkitError::InvalidPublicKey {
-            username: username.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| TestkitError::InvalidPublicKey { username: username.to_owned(), reason };
         let key = PublicKey::from_public_key_pem(public_key_pem).map_err(|e| invalid(e.to_string()))?;
         let bits = key.n_bits_precision();
         if bits < 2048 {
@@ -409,10 +406,9 @@ impl FakePod {
                 }
                 Reply::Response(response)
             }
-            Fault::Delay(delay) => Reply::Delayed(
-                delay,
-                Box::new(Reply::Response(self.serve(endpoint, now, request, peer))),
-            ),
+            Fault::Delay(delay) => {
+                Reply::Delayed(delay, Box::new(Reply::Response(self.serve(endpoint, now, request, peer))))
+            }
             Fault::Close => Reply::Close,
             Fault::Garbage => Reply::Garbage(GARBAGE.to_vec()),
             Fault::MalformedJson => Reply::Response(json_bytes(
@@ -456,10 +452,9 @@ impl FakePod {
                 }),
             ),
             Endpoint::Health => json(StatusCode::OK, &json!({"status": "UP"})),
-            Endpoint::NotFound => error(
-                StatusCode::NOT_FOUND,
-                &format!("No route for {} {}", request.method(), request.uri().path()),
-            ),
+            Endpoint::NotFound => {
+                error(StatusCode::NOT_FOUND, &format!("No route for {} {}", request.method(), request.uri().path()))
+            }
         }
     }
 
@@ -506,10 +501,7 @@ impl FakePod {
         kind: TokenKind,
     ) -> Response<Vec<u8>> {
         if request.headers().contains_key(CONTENT_TYPE) || !request.body().is_empty() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Certificate authentication takes no body and no Content-Type",
-            );
+            return error(StatusCode::BAD_REQUEST, "Certificate authentication takes no body and no Content-Type");
         }
         let Some(cn) = &peer.client_cn else {
             return error(StatusCode::BAD_REQUEST, "No client certificate presented");
@@ -521,10 +513,7 @@ impl FakePod {
             return unauthorized("User is not active");
         }
         if !bot.cert {
-            return error(
-                StatusCode::FORBIDDEN,
-                "Certificate authentication is not allowed for the requested user",
-            );
+            return error(StatusCode::FORBIDDEN, "Certificate authentication is not allowed for the requested user");
         }
         let cn = cn.clone();
         self.issue(now, &cn, kind)
@@ -652,9 +641,7 @@ fn check_bot_name(name: &str) -> Result<(), TestkitError> {
 
 /// FNV-1a of the name, folded into the 14-digit range real Symphony user ids use.
 fn stable_user_id(name: &str, taken: &[u64]) -> u64 {
-    let hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     let mut id = 10_000_000_000_000 + hash % 90_000_000_000_000;
     while taken.contains(&id) {
         id += 1;
@@ -677,9 +664,7 @@ fn json(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }
 
