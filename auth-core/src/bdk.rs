@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use crate::config::{BaseUrl, Config, Endpoints, LoginMethod};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, KeyError};
+use crate::identity::{ClientIdentity, IdentityError};
 use crate::retry::RetryPolicy;
 
 /// A configuration file cannot be used. Each message names the key at fault.
@@ -162,6 +163,124 @@ impl BotSettings {
     pub fn to_config(&self, method: LoginMethod) -> Result<Config, ConfigError> {
         Ok(Config::new(self.endpoints.clone(), &self.username, method)?.with_retry(self.retry.clone()))
     }
+
+    /// Reads what the settings name (key, certificate, trust store) through `read`, and builds everything a
+    /// driver needs. `read` is the driver's file access: this crate reads no files itself.
+    #[cfg(feature = "rsa-signer")]
+    pub fn load(
+        &self,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
+        let mut bytes = |key: &'static str, source: &Source| -> Result<Vec<u8>, ConfigFileError> {
+            match source {
+                Source::Content(content) => Ok(content.clone()),
+                Source::Path(path) => {
+                    read(path).map_err(|e| ConfigFileError::Read { key, path: path.clone(), reason: e.to_string() })
+                }
+            }
+        };
+        let (method, identity) = match &self.credentials {
+            CredentialSource::RsaKey(source) => {
+                let pem = zeroize::Zeroizing::new(bytes("bot.privateKey", source)?);
+                let signer = crate::RsaSigner::from_pem(&pem)
+                    .map_err(|source| ConfigFileError::Key { key: "bot.privateKey", source })?;
+                (LoginMethod::Rsa(std::sync::Arc::new(signer)), None)
+            }
+            CredentialSource::Certificate { source, password } => {
+                let data = zeroize::Zeroizing::new(bytes("bot.certificate", source)?);
+                let identity = if self.credentials.is_pkcs12() {
+                    #[cfg(feature = "client-identity")]
+                    {
+                        let password = password.as_ref().map_or("", |p| p.expose_secret());
+                        ClientIdentity::from_pkcs12(&data, password)
+                    }
+                    #[cfg(not(feature = "client-identity"))]
+                    {
+                        let _ = password;
+                        Err(IdentityError::Pkcs12("PKCS#12 support needs the `client-identity` feature".into()))
+                    }
+                } else {
+                    ClientIdentity::from_pem(&data)
+                }
+                .map_err(|source| ConfigFileError::Identity { key: "bot.certificate", source })?;
+                (LoginMethod::Certificate, Some(identity))
+            }
+        };
+        let extra_roots_pem = match &self.trust_store {
+            Some(source) => Some(bytes("ssl.trustStore", source)?),
+            None => None,
+        };
+        let config = self.to_config(method).map_err(|source| ConfigFileError::Invalid { key: "bot", source })?;
+        Ok(LoadedSettings {
+            config,
+            identity,
+            extra_roots_pem,
+            proxy: self.proxy.clone(),
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+        })
+    }
+}
+
+/// Everything a driver needs to build a bot from a configuration file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct LoadedSettings {
+    /// The machine configuration (the key already loaded into a signer).
+    pub config: Config,
+    /// The TLS client identity, for certificate logins.
+    pub identity: Option<ClientIdentity>,
+    /// Extra root certificates (PEM), added to the defaults.
+    pub extra_roots_pem: Option<Vec<u8>>,
+    /// The proxy.
+    pub proxy: Option<ProxySettings>,
+    /// The connect timeout.
+    pub connect_timeout: Option<Duration>,
+    /// The read timeout.
+    pub read_timeout: Option<Duration>,
+}
+
+/// A configuration file cannot be turned into a bot. Each message names the key at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    /// The file's content is wrong.
+    #[error(transparent)]
+    Parse(#[from] BdkConfigError),
+    /// A file it names cannot be read.
+    #[error("`{key}`: cannot read {path:?}: {reason}")]
+    Read {
+        /// The key naming the file.
+        key: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The system's reason.
+        reason: String,
+    },
+    /// The private key cannot be used.
+    #[error("`{key}`: {source}")]
+    Key {
+        /// The key naming it.
+        key: &'static str,
+        /// Why.
+        source: KeyError,
+    },
+    /// The certificate cannot be used.
+    #[error("`{key}`: {source}")]
+    Identity {
+        /// The key naming it.
+        key: &'static str,
+        /// Why.
+        source: IdentityError,
+    },
+    /// A value is rejected by the library's validation.
+    #[error("`{key}`: {source}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        source: ConfigError,
+    },
 }
 
 #[derive(Default, Deserialize)]
@@ -558,6 +677,36 @@ app:
                 .to_string(),
             "`retry`: invalid retry setting initial_interval: must be at least 10 ms"
         );
+    }
+
+    #[test]
+    fn loading_reads_through_the_callers_reader_and_names_failures() {
+        let settings =
+            parse("host: h\nbot: {username: b, privateKey: {path: /keys/bot.pem}}\nssl: {trustStorePath: /ca.pem}")
+                .unwrap();
+        let key = include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem");
+        let mut reads = Vec::new();
+        let loaded = settings
+            .load(&mut |path| {
+                reads.push(path.to_owned());
+                Ok(if path.ends_with("bot.pem") { key.to_vec() } else { b"roots".to_vec() })
+            })
+            .unwrap();
+        assert_eq!(reads, [PathBuf::from("/keys/bot.pem"), PathBuf::from("/ca.pem")]);
+        assert!(matches!(loaded.config.method(), LoginMethod::Rsa(_)));
+        assert_eq!(loaded.extra_roots_pem.as_deref(), Some(&b"roots"[..]));
+
+        let missing = settings.load(&mut |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound))).unwrap_err();
+        assert!(matches!(&missing, ConfigFileError::Read { key: "bot.privateKey", .. }), "{missing}");
+        assert!(missing.to_string().starts_with("`bot.privateKey`: cannot read \"/keys/bot.pem\""), "{missing}");
+        let weak =
+            settings.load(&mut |_| Ok(include_bytes!("../../fixtures/keys/weak-1024.pkcs8.pem").to_vec())).unwrap_err();
+        assert_eq!(weak, ConfigFileError::Key { key: "bot.privateKey", source: KeyError::TooSmall { bits: 1024 } });
+        let cert = parse("host: h\nbot: {username: b, certificate: {path: /c.pem}}").unwrap();
+        let no_key = cert
+            .load(&mut |_| Ok(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()))
+            .unwrap_err();
+        assert_eq!(no_key, ConfigFileError::Identity { key: "bot.certificate", source: IdentityError::NoPrivateKey });
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Private keys from PEM bytes: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`), chosen by label,
 //! and the signers built on them. The PEM comes in as bytes: the core reads no files.
 
+// Without a signer feature only the key-format vocabulary is used.
+#![cfg_attr(not(any(feature = "rsa-signer", feature = "ring-signer")), allow(dead_code))]
+
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;

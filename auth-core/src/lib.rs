@@ -109,7 +109,10 @@ pub type HttpResponse = http::Response<Vec<u8>>;
 
 pub use api::{ApiVerdict, SessionInfo, SessionInfoError, api_verdict, parse_session_info};
 #[cfg(feature = "bdk-config")]
-pub use bdk::{BdkConfigError, BotSettings, CredentialSource, ProxySettings, Source, parse_bdk_config};
+pub use bdk::{
+    BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings, Source,
+    parse_bdk_config,
+};
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
 };

@@ -218,3 +218,16 @@ fn target_detection_sends_the_key_manager_token_to_the_agent_only() {
     tokens.authorize(&mut agent_call, Target::Agent);
     assert!(agent_call.headers().contains_key("keyManagerToken"));
 }
+
+#[test]
+fn a_rejection_caused_by_clock_skew_says_so() {
+    let mut world = World::rsa(rsa_config(10));
+    world.pod.set_clock_skew(400);
+    world.machine.start();
+    match world.login() {
+        Event::LoginFailed(error @ AuthError::Rejected { clock_offset_secs: Some(400), .. }) => {
+            assert!(error.to_string().contains("clock"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -378,10 +378,16 @@ impl FakePod {
         let endpoint = Endpoint::classify(request.method(), request.uri().path());
         let now = self.pod_time(now);
         let scripted = self.faults.get_mut(&endpoint).and_then(VecDeque::pop_front);
-        let reply = match scripted {
+        let mut reply = match scripted {
             Some(fault) => self.fault_reply(fault, endpoint, now, &request, peer),
             None => Reply::Response(self.serve(endpoint, now, &request, peer)),
         };
+        // Every HTTP server stamps its answers with its own clock; clients read it to spot skew.
+        if let Reply::Response(response) = &mut reply
+            && let Ok(date) = http::HeaderValue::from_str(&httpdate::fmt_http_date(now))
+        {
+            response.headers_mut().insert(http::header::DATE, date);
+        }
         let reply = match self.latency(endpoint) {
             d if d.is_zero() => reply,
             d => Reply::Delayed(d, Box::new(reply)),
