@@ -1,1 +1,42 @@
-//! placeholder
+//! # auth-async: Symphony bot authentication for tokio applications
+//!
+//! A thin async driver over [`auth_core`], the sans-IO machine that makes every protocol decision (which login
+//! next, what a 401 means, when to retry, whether the key manager is needed). This crate only moves bytes with
+//! one [`reqwest`] client per bot, sends the two logins of a parallel login concurrently, sleeps until retries are
+//! due, and lets any number of tasks share one login.
+//!
+//! - [`Bot::tokens`] logs in on first use; concurrent callers share one login (single flight) and get the same
+//!   tokens or the same error. If the task driving a login is cancelled, a waiting task takes it over.
+//! - [`Bot::send`] attaches the tokens to an API call; on a 401 it reports the tokens' generation, waits for the
+//!   shared re-login and replays once, so a storm of 401s costs one login.
+//! - TLS is rustls with the ring provider, configured here: no process-global crypto provider is needed or
+//!   installed. Extra root certificates are added to the Mozilla set; no redirects are followed; no proxy is read
+//!   from the environment; response bodies are capped.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use auth_async::Bot;
+//! use auth_core::{Config, Endpoints, RsaSigner};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = std::fs::read("/etc/bot/private-key.pem")?;
+//! let signer = Arc::new(RsaSigner::from_pem(&key)?);
+//! let config = Config::rsa(Endpoints::single("https://acme.symphony.com")?, "my.bot", signer)?;
+//! let bot = Bot::builder(config).build()?;
+//!
+//! let me = bot.session_info().await?; // logs in, then GET /pod/v2/sessioninfo
+//! println!("logged in as {} ({})", me.username, me.id);
+//!
+//! let echo = auth_core::echo(bot.config().endpoints(), "hello");
+//! let response = bot.send(echo).await?; // both tokens attached; a 401 is recovered once
+//! assert_eq!(response.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
+
+mod bot;
+mod error;
+mod transport;
+
+pub use bot::{Bot, BotBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
+pub use error::Error;

@@ -1,0 +1,226 @@
+//! The HTTP side: one reqwest client per bot over a rustls configuration built here with the ring provider (so
+//! reqwest never looks for a process-global provider), requests and responses converted to and from `http`
+//! types with a size cap, and reqwest's errors mapped to the core's [`TransportKind`].
+
+use std::error::Error as StdError;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{ClientIdentity, HttpRequest, HttpResponse, IdentityKeyFormat, TransportFailure, TransportKind};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+
+use crate::Error;
+
+/// What the HTTP client is built from.
+pub(crate) struct ClientSettings<'a> {
+    pub(crate) extra_roots: &'a [CertificateDer<'static>],
+    pub(crate) identity: Option<&'a ClientIdentity>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) proxy: Option<reqwest::Proxy>,
+}
+
+/// Reads every `CERTIFICATE` block of `pem`; at least one is required.
+pub(crate) fn parse_root_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Tls(format!("cannot read the extra root certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Tls("no `-----BEGIN CERTIFICATE-----` block in the extra root certificates".into()));
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration: ring, safe protocol versions, webpki-roots plus the extra roots, and the client
+/// certificate when there is one.
+fn tls_config(settings: &ClientSettings<'_>) -> Result<ClientConfig, Error> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in settings.extra_roots {
+        roots
+            .add(cert.clone())
+            .map_err(|e| Error::Tls(format!("an extra root certificate cannot be used as a trust anchor: {e}")))?;
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match settings.identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let chain = identity.certificate_chain_der().iter().map(|der| CertificateDer::from(der.clone())).collect();
+            let der = identity.private_key_der().to_vec();
+            let key = match identity.private_key_format() {
+                IdentityKeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
+                IdentityKeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
+                // Pkcs8, and any format a later core adds (all of them are PKCS#8 today in PKCS#12 files).
+                _ => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+            };
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::Tls(format!("the client certificate or its key cannot be used: {e}")))?
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The bot's one HTTP client: no redirects, no proxy unless one is given (never from the environment), HTTP/1.1,
+/// the given timeouts, statuses never turned into errors (reqwest's default).
+pub(crate) fn build_client(settings: ClientSettings<'_>) -> Result<reqwest::Client, Error> {
+    let tls = tls_config(&settings)?;
+    let builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.timeout)
+        .http1_only()
+        .tcp_nodelay(true);
+    let builder = match settings.proxy {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder.no_proxy(),
+    };
+    builder.build().map_err(|e| Error::Tls(format!("cannot build the HTTP client: {}", chain(&e))))
+}
+
+/// Why an exchange produced no usable response.
+pub(crate) enum Failure {
+    /// The transport failed.
+    Transport(TransportFailure),
+    /// The body is larger than the cap (only when the caller asked for an error rather than a truncated body).
+    TooLarge(usize),
+}
+
+impl From<Failure> for TransportFailure {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Transport(failure) => failure,
+            Failure::TooLarge(cap) => {
+                TransportFailure::new(TransportKind::Other, format!("response body larger than {cap} bytes"))
+            }
+        }
+    }
+}
+
+/// What to do with a body over the cap.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Oversize {
+    /// Hand over the first `cap + 1` bytes: the core sees that the body is too large and says so.
+    Truncate,
+    /// Fail with [`Failure::TooLarge`].
+    Fail,
+}
+
+/// Sends `request` and reads the answer, whatever its status, reading at most `cap + 1` body bytes.
+pub(crate) async fn exchange(
+    client: &reqwest::Client,
+    request: HttpRequest,
+    cap: usize,
+    oversize: Oversize,
+) -> Result<HttpResponse, Failure> {
+    let request = reqwest::Request::try_from(request).map_err(|e| {
+        Failure::Transport(TransportFailure::new(TransportKind::Other, format!("invalid request: {}", chain(&e))))
+    })?;
+    let mut response = client.execute(request).await.map_err(|e| Failure::Transport(classify(&e)))?;
+    let mut head = http::Response::new(Vec::new());
+    *head.status_mut() = response.status();
+    *head.version_mut() = response.version();
+    *head.headers_mut() = std::mem::take(response.headers_mut());
+    let limit = cap.saturating_add(1);
+    let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n.min(limit as u64) as usize));
+    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::Transport(classify(&e)))? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() > cap {
+            match oversize {
+                Oversize::Truncate => break,
+                Oversize::Fail => return Err(Failure::TooLarge(cap)),
+            }
+        }
+    }
+    *head.body_mut() = body;
+    Ok(head)
+}
+
+/// Maps a reqwest error to the core's kinds by walking its sources: TLS first (a handshake failure is also a
+/// connect error), then timeouts, then a connection closed or reset before the answer, then connect failures.
+pub(crate) fn classify(error: &reqwest::Error) -> TransportFailure {
+    TransportFailure::new(kind_of(error), chain(error))
+}
+
+fn kind_of(error: &reqwest::Error) -> TransportKind {
+    let mut tls = false;
+    let mut timed_out = error.is_timeout();
+    let mut reset = false;
+    let mut refused = false;
+    // A work list rather than `source()` alone: `io::Error::source` skips the error it wraps, and hyper-rustls
+    // wraps rustls's error in two nested `io::Error`s.
+    let mut pending: Vec<&(dyn StdError + 'static)> = vec![error];
+    let mut visited = 0;
+    while let Some(e) = pending.pop() {
+        visited += 1;
+        if visited > 32 {
+            break;
+        }
+        if e.is::<rustls::Error>() {
+            tls = true;
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::TimedOut => timed_out = true,
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => reset = true,
+                io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::AddrNotAvailable => refused = true,
+                _ => {}
+            }
+            if let Some(inner) = io.get_ref() {
+                pending.push(inner);
+            }
+        }
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
+                reset = true;
+            }
+            if hyper.is_timeout() {
+                timed_out = true;
+            }
+        }
+        if let Some(source) = e.source() {
+            pending.push(source);
+        }
+    }
+    if tls {
+        TransportKind::Tls
+    } else if timed_out {
+        TransportKind::Timeout
+    } else if reset {
+        TransportKind::Reset
+    } else if refused || error.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    }
+}
+
+/// The error and its sources, joined with `: `, repeated messages dropped. reqwest's messages hold the URL,
+/// never a header or a body, so no token or JWT.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
