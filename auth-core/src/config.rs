@@ -165,14 +165,28 @@ impl Endpoints {
         Ok(Self { pod: base.clone(), key_manager: base.clone(), session_auth: base.clone(), agent: base })
     }
 
-    /// Which kind of service `uri` is for: the agent when it is under the agent base URL and its path continues
-    /// with `/agent`, else the pod.
+    /// Which kind of service `uri` is for, and so which tokens it may carry: the agent when it is under the agent
+    /// base URL and its path continues with `/agent`; the pod when it is under the pod, key-manager or
+    /// session-auth base URL. `None` for any other host: tokens must never be sent there.
     #[must_use]
     pub fn target_of(&self, uri: &Uri) -> Target {
+        self.target_for(uri).unwrap_or(Target::Pod)
+    }
+
+    /// See [`target_of`](Self::target_of).
+    #[must_use]
+    pub fn target_for(&self, uri: &Uri) -> Option<Target> {
         let agent_path = format!("{}/agent", self.agent.context());
         let path = uri.path();
         let under_agent = path == agent_path || path.strip_prefix(&agent_path).is_some_and(|r| r.starts_with('/'));
-        if self.agent.contains(uri) && under_agent { Target::Agent } else { Target::Pod }
+        if self.agent.contains(uri) && under_agent {
+            Some(Target::Agent)
+        } else if [&self.pod, &self.key_manager, &self.session_auth, &self.agent].iter().any(|base| base.contains(uri))
+        {
+            Some(Target::Pod)
+        } else {
+            None
+        }
     }
 }
 
@@ -392,13 +406,21 @@ mod tests {
         let agent: Uri = "https://acme.symphony.com/agent/v1/util/echo".parse().unwrap();
         let pod: Uri = "https://acme.symphony.com/pod/v2/sessioninfo".parse().unwrap();
         let lookalike: Uri = "https://acme.symphony.com/agentx/v1".parse().unwrap();
-        assert_eq!(endpoints.target_of(&agent), Target::Agent);
-        assert_eq!(endpoints.target_of(&pod), Target::Pod);
-        assert_eq!(endpoints.target_of(&lookalike), Target::Pod);
+        assert_eq!(endpoints.target_for(&agent), Some(Target::Agent));
+        assert_eq!(endpoints.target_for(&pod), Some(Target::Pod));
+        assert_eq!(endpoints.target_for(&lookalike), Some(Target::Pod));
         endpoints.agent = BaseUrl::parse("agent", "https://agent.acme:8443/ctx").unwrap();
-        assert_eq!(endpoints.target_of(&agent), Target::Pod);
+        assert_eq!(endpoints.target_for(&agent), Some(Target::Pod));
         let moved: Uri = "https://agent.acme:8443/ctx/agent/v4/stream".parse().unwrap();
-        assert_eq!(endpoints.target_of(&moved), Target::Agent);
+        assert_eq!(endpoints.target_for(&moved), Some(Target::Agent));
+        for foreign in [
+            "https://evil.example/pod/v2/sessioninfo",
+            "http://acme.symphony.com/pod",
+            "https://acme.symphony.com:8443/x",
+            "/relative",
+        ] {
+            assert_eq!(endpoints.target_for(&foreign.parse().unwrap()), None, "{foreign}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::{Config, KeyManagerPolicy, LoginMethod};
 use crate::error::{AuthError, FailureCause, TransportFailure, UsageError};
-use crate::jwt::{grants_simplified_key_delivery, login_jwt};
+use crate::jwt::{Jwt, grants_simplified_key_delivery, login_jwt};
 use crate::request::{LoginEndpoint, Purpose, certificate_login, rsa_login};
 use crate::response::{IssuedToken, LoginAnswer, read_login_answer};
 use crate::retry::Jitter;
@@ -221,6 +221,10 @@ pub struct Authenticator {
     jitter: Jitter,
     /// Whether the last session token granted SKD: if so, a re-login sends the session login alone first.
     last_skd: Option<bool>,
+    /// The JWT signed for the login under way, with its `exp`. RS512 is deterministic, so a second request built
+    /// in the same second (the other leg of a parallel login) would carry the very same bytes: reuse them rather
+    /// than pay for a second signature. Dropped when the login ends.
+    jwt: Option<(u64, Jwt)>,
 }
 
 impl Authenticator {
@@ -238,6 +242,7 @@ impl Authenticator {
             events: VecDeque::new(),
             jitter: Jitter::new(seed),
             last_skd: None,
+            jwt: None,
         }
     }
 
@@ -303,6 +308,7 @@ impl Authenticator {
     /// Drops the login under way, as when the task driving it was cancelled: answers to its requests will be
     /// accepted and ignored, and the next [`start`](Self::start) begins afresh. Returns whether there was one.
     pub fn abort_login(&mut self) -> bool {
+        self.jwt = None;
         match self.login.take() {
             Some(login) => {
                 self.abandon(&login);
@@ -327,13 +333,21 @@ impl Authenticator {
         let request = match &self.config.method {
             LoginMethod::Certificate => certificate_login(endpoint, &self.config.endpoints),
             LoginMethod::Rsa(signer) => {
-                match login_jwt(self.config.username.as_str(), now, self.config.jwt_lifetime, signer.as_ref()) {
-                    Ok(jwt) => rsa_login(endpoint, &self.config.endpoints, &jwt),
-                    Err(error) => {
-                        self.fail_login(AuthError::Signing(error));
-                        return None;
-                    }
-                }
+                let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
+                let jwt = match self.jwt.take() {
+                    Some((cached_exp, jwt)) if cached_exp == exp => jwt,
+                    _ => match login_jwt(self.config.username.as_str(), now, self.config.jwt_lifetime, signer.as_ref())
+                    {
+                        Ok(jwt) => jwt,
+                        Err(error) => {
+                            self.fail_login(AuthError::Signing(error));
+                            return None;
+                        }
+                    },
+                };
+                let request = rsa_login(endpoint, &self.config.endpoints, &jwt);
+                self.jwt = Some((exp, jwt));
+                request
             }
         };
         let id = RequestId(self.next_id);
@@ -594,10 +608,12 @@ impl Authenticator {
         self.tokens = Some(Arc::new(tokens));
         self.expired = false;
         self.login = None;
+        self.jwt = None;
         self.events.push_back(Event::Authenticated { generation: self.latest, key_manager: outcome });
     }
 
     fn fail_login(&mut self, error: AuthError) {
+        self.jwt = None;
         if let Some(login) = self.login.take() {
             self.abandon(&login);
         }

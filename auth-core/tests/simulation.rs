@@ -330,3 +330,32 @@ fn the_same_seed_replays_the_same_run() {
     assert_eq!(run(11), run(11));
     assert_ne!(run(11), run(12), "jitter depends on the seed");
 }
+
+#[test]
+fn both_legs_of_a_parallel_login_share_one_signature() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+    impl auth_core::JwtSigner for Counting {
+        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, auth_core::SignError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            support::signer().sign_rs512(message)
+        }
+    }
+
+    let signer = Arc::new(Counting::default());
+    let config = Config::rsa(endpoints(), "bot.user", signer.clone()).unwrap();
+    let mut sim = Sim::new(config);
+    sim.machine.start();
+    let batch: Vec<_> = std::iter::from_fn(|| sim.machine.poll_request(START)).collect();
+    assert_eq!(batch.len(), 2);
+    assert_eq!(signer.0.load(Ordering::SeqCst), 1, "RS512 is deterministic: the same second gives the same JWT");
+    assert_eq!(batch[0].request.body(), batch[1].request.body());
+    // A retry a second later needs a fresh JWT.
+    sim.machine.handle_response(batch[0].id, &support::response(503, String::new(), None), START).unwrap();
+    let later = START.saturating_add(Duration::from_secs(1));
+    let retry = sim.machine.poll_request(later).unwrap();
+    assert_eq!(signer.0.load(Ordering::SeqCst), 2);
+    assert_ne!(retry.request.body(), batch[1].request.body());
+}
