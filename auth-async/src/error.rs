@@ -1,5 +1,7 @@
 //! The one error type of the driver. No variant ever holds a token, a JWT or key material.
 
+#[cfg(feature = "config-file")]
+use auth_core::ConfigFileError;
 use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind};
 
 /// Why a [`Bot`](crate::Bot) could not be built, could not log in, or could not complete an API call.
@@ -9,6 +11,10 @@ pub enum Error {
     /// The configuration cannot work (a bad URL, a bad proxy URL, ...).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A BDK configuration file cannot be used; the message names the key at fault.
+    #[cfg(feature = "config-file")]
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
     /// The client certificate cannot be read.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -33,6 +39,10 @@ pub enum Error {
         /// The generation of the refused tokens.
         generation: u64,
     },
+    /// The request's URI is not under the configured pod, agent, key-manager or session-auth URL: the bot's
+    /// tokens are never sent anywhere else.
+    #[error("refusing to send the bot's tokens to {0}: it is not under a configured service URL")]
+    ForeignUri(String),
     /// The session-info answer could not be read.
     #[error(transparent)]
     SessionInfo(#[from] SessionInfoError),

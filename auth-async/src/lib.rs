@@ -34,7 +34,11 @@
 //! # }
 //! ```
 
+pub use auth_core;
+
 mod bot;
+#[cfg(feature = "config-file")]
+mod config_file;
 mod error;
 mod transport;
 

@@ -134,6 +134,32 @@ pub struct ProxySettings {
     pub password: Option<SecretString>,
 }
 
+impl ProxySettings {
+    /// The URL with the credentials in it (`http://user:password@host:port`), as HTTP clients take it. Never log
+    /// it.
+    #[must_use]
+    pub fn url_with_credentials(&self) -> String {
+        match &self.username {
+            None => self.url.clone(),
+            Some(user) => {
+                let password = self.password.as_ref().map(|p| format!(":{}", percent_encode(p.expose_secret())));
+                let host = self.url.trim_start_matches("http://");
+                format!("http://{}{}@{host}", percent_encode(user), password.unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), for user information in a URL.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What a BDK configuration file says, resolved: every client entry has inherited what it leaves unset from the
 /// root.
 #[derive(Clone, Debug)]
@@ -244,6 +270,14 @@ pub struct LoadedSettings {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigFileError {
+    /// The configuration file itself cannot be read.
+    #[error("cannot read the configuration file {path:?}: {reason}")]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// The system's reason.
+        reason: String,
+    },
     /// The file's content is wrong.
     #[error(transparent)]
     Parse(#[from] BdkConfigError),
@@ -625,6 +659,7 @@ app:
         assert_eq!(settings.trust_store, Some(Source::Path("/certs/ca.pem".into())));
         assert_eq!(settings.retry.max_attempts(), u32::MAX);
         assert_eq!(settings.proxy.as_ref().unwrap().url, "http://proxy.acme:3128");
+        assert_eq!(settings.proxy.as_ref().unwrap().url_with_credentials(), "http://u:p@proxy.acme:3128");
         assert_eq!(settings.connect_timeout, Some(Duration::from_secs(5)));
         assert_eq!(settings.read_timeout, Some(Duration::from_secs(30)));
         assert!(!format!("{settings:?}").contains("changeit"), "no password in Debug");
