@@ -1,1 +1,46 @@
-//! placeholder
+//! # auth-blocking: Symphony bot authentication for blocking code
+//!
+//! A thin driver over [ureq](https://docs.rs/ureq) 3 for the sans-IO machine in [`auth_core`]. The core makes
+//! every protocol decision (which login, what a 401 means, retries and backoff, simplified key delivery); this
+//! crate moves the bytes, sends the session and key-manager logins concurrently, sleeps until the next retry, and
+//! makes every thread that needs tokens share one login.
+//!
+//! - [`Bot::tokens`] logs in on first use; [`Bot::refresh`] forces a new login; concurrent callers share one.
+//! - [`Bot::send`] attaches the tokens to an API call and, on a 401, waits for the one shared re-login and replays
+//!   the call once.
+//! - One HTTP client per bot: rustls with the ring provider (no process-wide state), the Mozilla roots plus any
+//!   [extra roots](BotBuilder::extra_root_certificates_pem), the [client certificate](BotBuilder::client_identity)
+//!   for mutual TLS, timeouts, an explicit [proxy](BotBuilder::proxy) only, no redirects, capped response bodies.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use auth_blocking::Bot;
+//! use auth_blocking::auth_core::{self, Config, Endpoints, RsaSigner};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = std::fs::read("/etc/my-bot/private-key.pem")?;
+//! let signer = Arc::new(RsaSigner::from_pem(&key)?);
+//! let config = Config::rsa(Endpoints::single("https://acme.symphony.com")?, "my.bot", signer)?;
+//! let bot = Bot::builder(config).connect_timeout(Duration::from_secs(10)).build()?;
+//!
+//! let me = bot.session_info()?; // logs in first
+//! println!("logged in as {} (user id {})", me.username, me.id);
+//! let echo = bot.send(auth_core::echo(bot.config().endpoints(), "hello"))?; // both tokens attached
+//! assert_eq!(echo.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use auth_core;
+
+mod bot;
+mod error;
+mod tls;
+mod transport;
+
+pub use bot::{Bot, BotBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
+pub use error::Error;

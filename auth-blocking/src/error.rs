@@ -1,0 +1,40 @@
+//! The driver's error: the core's errors as they are, plus what only a driver can meet.
+
+use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind};
+
+/// Why building a [`Bot`](crate::Bot), logging in or an API call failed. Messages never contain a token, a JWT or
+/// key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration cannot work (a bad proxy URL, a certificate login without a client certificate...).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The client certificate cannot be read.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The TLS configuration cannot be built: an unreadable root certificate PEM, an unusable client key.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The login failed: credentials rejected, pod unavailable after retries, TLS handshake refused, or an unusable
+    /// answer. The core's error as it is.
+    #[error("login failed: {0}")]
+    Auth(#[from] AuthError),
+    /// An API call failed below HTTP, or its answer exceeded the response-size cap (kind `Other`).
+    #[error("request failed: {kind}: {detail}")]
+    Transport {
+        /// What kind of failure.
+        kind: TransportKind,
+        /// The HTTP client's description.
+        detail: String,
+    },
+    /// An API call was answered 401 again right after a fresh login with the tokens of `generation`.
+    #[error("HTTP 401 with the tokens of a fresh login (generation {generation}): the bot is not authorized")]
+    Unauthorized {
+        /// The generation of the refused tokens.
+        generation: u64,
+    },
+    /// The session info could not be read.
+    #[error(transparent)]
+    SessionInfo(#[from] SessionInfoError),
+}
