@@ -276,18 +276,10 @@ impl Bot {
     ///
     /// # Errors
     /// [`Error::Auth`] when a login fails, [`Error::Transport`] when the call fails below HTTP or its body exceeds
-    /// the size limit, [`Error::Unauthorized`] as above, [`Error::ForeignUri`] for a URI outside the configured
+    /// the size limit, [`Error::Unauthorized`] as above, [`Error::Usage`] for a URI outside the configured
     /// services.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        let uri = request.uri();
-        let target = self.inner.config.endpoints().target_for(uri).ok_or_else(|| {
-            Error::ForeignUri(format!(
-                "{}://{}{}",
-                uri.scheme_str().unwrap_or(""),
-                uri.authority().map_or("", |a| a.as_str()),
-                uri.path()
-            ))
-        })?;
+        let target = self.inner.config.endpoints().target_of(request.uri())?;
         let tokens = self.tokens().await?;
         // The original is kept for one replay.
         let response = self.call(clone_request(&request), &tokens, target).await?;

@@ -2,7 +2,7 @@
 
 #[cfg(feature = "config-file")]
 use auth_core::ConfigFileError;
-use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind};
+use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
 
 /// Why a [`Bot`](crate::Bot) could not be built, could not log in, or could not complete an API call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,10 +39,9 @@ pub enum Error {
         /// The generation of the refused tokens.
         generation: u64,
     },
-    /// The request's URI is not under the configured pod, agent, key-manager or session-auth URL: the bot's
-    /// tokens are never sent anywhere else.
-    #[error("refusing to send the bot's tokens to {0}: it is not under a configured service URL")]
-    ForeignUri(String),
+    /// The caller misused the bot: an API call to a URI outside the configured services.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     /// The session-info answer could not be read.
     #[error(transparent)]
     SessionInfo(#[from] SessionInfoError),

@@ -74,6 +74,6 @@ async fn tokens_are_never_sent_outside_the_configured_services() {
     let bot = common::rsa_bot(&server);
     let foreign = http::Request::get("http://192.0.2.1/pod/v2/sessioninfo?secret=x").body(Vec::new()).unwrap();
     let error = bot.send(foreign).await.unwrap_err();
-    assert_eq!(error, Error::ForeignUri("http://192.0.2.1/pod/v2/sessioninfo".into()));
+    assert_eq!(error, Error::Usage(auth_core::UsageError::ForeignUri("http://192.0.2.1/pod/v2/sessioninfo".into())));
     assert_eq!(server.counters().total_requests(), 0, "not even a login happened");
 }

@@ -33,7 +33,11 @@ pub struct BotBuilder {
     proxy: Option<Proxy>,
     max_response_body: usize,
     seed: Option<u64>,
+    on_event: Option<EventHook>,
 }
+
+/// A function the bot calls with each event of its logins (authenticated, retry scheduled, failed, expired).
+type EventHook = Arc<dyn Fn(&Event) + Send + Sync>;
 
 impl fmt::Debug for BotBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,6 +49,7 @@ impl fmt::Debug for BotBuilder {
             .field("timeout", &self.timeout)
             .field("proxy", &self.proxy.as_ref().map(|p| format!("{}:{}", p.host(), p.port())))
             .field("max_response_body", &self.max_response_body)
+            .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +120,14 @@ impl BotBuilder {
         self
     }
 
+    /// Calls `hook` with every event of the bot's logins (retries scheduled, logins done or failed, tokens
+    /// expired), with no lock held: for logs and metrics. Events never hold a token.
+    #[must_use]
+    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(hook));
+        self
+    }
+
     /// Builds the bot and its HTTP client. No request is sent.
     ///
     /// # Errors
@@ -133,6 +146,7 @@ impl BotBuilder {
                 config: self.config,
                 agent,
                 max_response_body: self.max_response_body,
+                on_event: self.on_event,
                 shared: Mutex::new(Shared { machine, leader: false, completed: 0, last_error: None }),
                 wake: Condvar::new(),
             }),
@@ -158,6 +172,7 @@ pub struct Bot {
 struct Inner {
     config: Config,
     agent: Agent,
+    on_event: Option<EventHook>,
     max_response_body: usize,
     shared: Mutex<Shared>,
     /// Signalled when a leader finishes or gives up.
@@ -201,6 +216,7 @@ impl Bot {
             proxy: None,
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
             seed: None,
+            on_event: None,
         }
     }
 
@@ -242,9 +258,10 @@ impl Bot {
     ///
     /// # Errors
     /// [`Error::Auth`] when a login fails, [`Error::Transport`] when the call fails below HTTP or its answer exceeds
-    /// the size cap, [`Error::Unauthorized`] on a 401 after a fresh login.
+    /// the size cap, [`Error::Unauthorized`] on a 401 after a fresh login, [`Error::Usage`] for a URI outside the
+    /// configured services (tokens are never sent anywhere else).
     pub fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        let target = self.inner.config.endpoints().target_of(request.uri());
+        let target = self.inner.config.endpoints().target_of(request.uri())?;
         let tokens = self.tokens()?;
         let response = self.attempt(request.clone(), &tokens, target)?;
         if api_verdict(response.status(), false) != ApiVerdict::ReauthenticateAndReplay {
@@ -351,20 +368,22 @@ impl Bot {
                     };
                 }
             }
-            while let Some(event) = shared.machine.poll_event() {
-                match event {
-                    Event::Authenticated { .. } => {
-                        if let Some(tokens) = shared.machine.tokens() {
-                            guard.finish(&mut shared, None);
-                            return Ok(tokens);
-                        }
-                    }
-                    Event::LoginFailed(error) => {
-                        guard.finish(&mut shared, Some(error.clone()));
-                        return Err(Error::Auth(error));
-                    }
-                    _ => {}
-                }
+            let events: Vec<Event> = std::iter::from_fn(|| shared.machine.poll_event()).collect();
+            let outcome = events.iter().find_map(|event| match event {
+                Event::Authenticated { .. } => shared.machine.tokens().map(Ok),
+                Event::LoginFailed(error) => Some(Err(error.clone())),
+                _ => None,
+            });
+            if let Some(outcome) = outcome {
+                guard.finish(&mut shared, outcome.as_ref().err().cloned());
+                drop(shared);
+                self.emit(&events);
+                return outcome.map_err(Error::Auth);
+            }
+            if !events.is_empty() {
+                drop(shared);
+                self.emit(&events);
+                shared = self.lock();
             }
             if sent {
                 continue;
@@ -391,6 +410,15 @@ impl Bot {
                     shared.machine.start();
                 }
             }
+        }
+    }
+}
+
+impl Bot {
+    /// Hands events to the hook, with no lock held.
+    fn emit(&self, events: &[Event]) {
+        if let Some(hook) = &self.inner.on_event {
+            events.iter().for_each(|event| hook(event));
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The driver's error: the core's errors as they are, plus what only a driver can meet.
 
-use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind};
+#[cfg(feature = "config-file")]
+use auth_core::ConfigFileError;
+use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
 
 /// Why building a [`Bot`](crate::Bot), logging in or an API call failed. Messages never contain a token, a JWT or
 /// key material.
@@ -10,6 +12,10 @@ pub enum Error {
     /// The configuration cannot work (a bad proxy URL, a certificate login without a client certificate...).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A BDK configuration file cannot be used; the message names the key at fault.
+    #[cfg(feature = "config-file")]
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
     /// The client certificate cannot be read.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -37,4 +43,7 @@ pub enum Error {
     /// The session info could not be read.
     #[error(transparent)]
     SessionInfo(#[from] SessionInfoError),
+    /// The caller misused the bot: an API call to a URI outside the configured services.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
 }

@@ -38,6 +38,8 @@
 pub use auth_core;
 
 mod bot;
+#[cfg(feature = "config-file")]
+mod config_file;
 mod error;
 mod tls;
 mod transport;

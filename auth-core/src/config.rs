@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, UsageError};
 use crate::retry::RetryPolicy;
 use crate::signer::JwtSigner;
 use crate::tokens::Target;
@@ -167,25 +167,23 @@ impl Endpoints {
 
     /// Which kind of service `uri` is for, and so which tokens it may carry: the agent when it is under the agent
     /// base URL and its path continues with `/agent`; the pod when it is under the pod, key-manager or
-    /// session-auth base URL. `None` for any other host: tokens must never be sent there.
-    #[must_use]
-    pub fn target_of(&self, uri: &Uri) -> Target {
-        self.target_for(uri).unwrap_or(Target::Pod)
-    }
-
-    /// See [`target_of`](Self::target_of).
-    #[must_use]
-    pub fn target_for(&self, uri: &Uri) -> Option<Target> {
+    /// session-auth base URL. Any other host is refused: tokens must never be sent there.
+    ///
+    /// # Errors
+    /// [`UsageError::ForeignUri`] for a URI outside every configured service.
+    pub fn target_of(&self, uri: &Uri) -> Result<Target, UsageError> {
         let agent_path = format!("{}/agent", self.agent.context());
         let path = uri.path();
         let under_agent = path == agent_path || path.strip_prefix(&agent_path).is_some_and(|r| r.starts_with('/'));
         if self.agent.contains(uri) && under_agent {
-            Some(Target::Agent)
+            Ok(Target::Agent)
         } else if [&self.pod, &self.key_manager, &self.session_auth, &self.agent].iter().any(|base| base.contains(uri))
         {
-            Some(Target::Pod)
+            Ok(Target::Pod)
         } else {
-            None
+            // The query is left out of the message: it is the caller's data.
+            let authority = uri.authority().map_or("", |a| a.as_str());
+            Err(UsageError::ForeignUri(format!("{}://{authority}{}", uri.scheme_str().unwrap_or(""), uri.path())))
         }
     }
 }
@@ -406,20 +404,23 @@ mod tests {
         let agent: Uri = "https://acme.symphony.com/agent/v1/util/echo".parse().unwrap();
         let pod: Uri = "https://acme.symphony.com/pod/v2/sessioninfo".parse().unwrap();
         let lookalike: Uri = "https://acme.symphony.com/agentx/v1".parse().unwrap();
-        assert_eq!(endpoints.target_for(&agent), Some(Target::Agent));
-        assert_eq!(endpoints.target_for(&pod), Some(Target::Pod));
-        assert_eq!(endpoints.target_for(&lookalike), Some(Target::Pod));
+        assert_eq!(endpoints.target_of(&agent), Ok(Target::Agent));
+        assert_eq!(endpoints.target_of(&pod), Ok(Target::Pod));
+        assert_eq!(endpoints.target_of(&lookalike), Ok(Target::Pod));
         endpoints.agent = BaseUrl::parse("agent", "https://agent.acme:8443/ctx").unwrap();
-        assert_eq!(endpoints.target_for(&agent), Some(Target::Pod));
+        assert_eq!(endpoints.target_of(&agent), Ok(Target::Pod));
         let moved: Uri = "https://agent.acme:8443/ctx/agent/v4/stream".parse().unwrap();
-        assert_eq!(endpoints.target_for(&moved), Some(Target::Agent));
+        assert_eq!(endpoints.target_of(&moved), Ok(Target::Agent));
         for foreign in [
             "https://evil.example/pod/v2/sessioninfo",
             "http://acme.symphony.com/pod",
             "https://acme.symphony.com:8443/x",
             "/relative",
         ] {
-            assert_eq!(endpoints.target_for(&foreign.parse().unwrap()), None, "{foreign}");
+            assert!(
+                matches!(endpoints.target_of(&foreign.parse().unwrap()), Err(UsageError::ForeignUri(_))),
+                "{foreign}"
+            );
         }
     }
 

@@ -274,6 +274,10 @@ pub enum UsageError {
     /// A response or failure for a request id the machine did not hand out or already settled.
     #[error("no outstanding request has id {0}")]
     UnknownRequest(u64),
+    /// An API call to a URI outside the configured pod, agent, key-manager and session-auth URLs: the bot's tokens
+    /// are never sent anywhere else.
+    #[error("refusing to send the bot's tokens to {0}: it is not under a configured service URL")]
+    ForeignUri(String),
     /// A 401 reported for a generation that was never issued.
     #[error("generation {reported} was never issued (the latest is {latest})")]
     UnknownGeneration {

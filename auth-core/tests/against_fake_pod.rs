@@ -87,7 +87,7 @@ impl World {
         loop {
             let tokens = self.tokens();
             let mut request = build();
-            let target = self.machine.config().endpoints().target_for(request.uri()).unwrap();
+            let target = self.machine.config().endpoints().target_of(request.uri()).unwrap();
             tokens.authorize(&mut request, target);
             let response = self.send(request).unwrap();
             match api_verdict(response.status(), replayed) {
@@ -210,7 +210,7 @@ fn target_detection_sends_the_key_manager_token_to_the_agent_only() {
     let mut world = World::rsa(rsa_config(10));
     let tokens = world.tokens();
     let mut pod_call = session_info(&endpoints());
-    let target = endpoints().target_for(pod_call.uri()).unwrap();
+    let target = endpoints().target_of(pod_call.uri()).unwrap();
     assert_eq!(target, Target::Pod);
     tokens.authorize(&mut pod_call, target);
     assert!(!pod_call.headers().contains_key("keyManagerToken"));
