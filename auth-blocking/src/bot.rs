@@ -396,10 +396,10 @@ impl Bot {
                     shared.machine.handle_timeout(self::now());
                 }
                 None if shared.machine.is_logging_in() => {
-                    // Requests out with no driver: cannot happen with one leader. Poll again shortly.
-                    drop(shared);
-                    std::thread::sleep(Duration::from_millis(1));
-                    shared = self.lock();
+                    // Requests out that no one will report: impossible with one leader, but never spin on it.
+                    // Begin afresh; late answers to the dropped requests are ignored by the machine.
+                    shared.machine.abort_login();
+                    shared.machine.start();
                 }
                 None => {
                     // No login under way and no event: tokens, or begin one.
