@@ -161,6 +161,21 @@ mod tests {
 
     #[cfg(feature = "client-identity")]
     #[test]
+    fn pkcs12_files_give_the_same_identity_as_their_pem() {
+        let pem = ClientIdentity::from_pem(include_bytes!("../../fixtures/certs/bot.pem")).unwrap();
+        for p12 in [&include_bytes!("../../fixtures/certs/bot.p12")[..], include_bytes!("../../fixtures/certs/bot-legacy.p12")] {
+            let identity = ClientIdentity::from_pkcs12(p12, "changeit").unwrap();
+            assert_eq!(identity.certificate_chain_der(), pem.certificate_chain_der());
+            assert_eq!(identity.private_key_der(), pem.private_key_der());
+            assert_eq!(identity.private_key_format(), IdentityKeyFormat::Pkcs8);
+            let wrong = ClientIdentity::from_pkcs12(p12, "wrong").unwrap_err();
+            assert!(matches!(wrong, IdentityError::Pkcs12(_)), "{wrong}");
+            assert!(!wrong.to_string().contains("changeit"));
+        }
+    }
+
+    #[cfg(feature = "client-identity")]
+    #[test]
     fn pkcs12_garbage_is_a_clear_error() {
         assert!(matches!(ClientIdentity::from_pkcs12(b"not a p12", "pw"), Err(IdentityError::Pkcs12(_))));
     }
