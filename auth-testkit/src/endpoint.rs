@@ -43,7 +43,7 @@ impl Endpoint {
 
     /// The endpoint a request with this method and path (no query) is for.
     ///
-    /// A known path with the wrong method is `NotFound`, as the brief for the fake asks.
+    /// A known path with the wrong method is `NotFound`, answered 404 with a JSON error.
     #[must_use]
     pub fn classify(method: &Method, path: &str) -> Endpoint {
         let Some(endpoint) = Self::ALL.iter().copied().find(|e| e.path() == Some(path)) else {

@@ -1,6 +1,6 @@
 //! A fake Symphony pod, key manager and agent, faithful enough to test bot authentication against.
 //!
-//! It accepts what the real pod accepts and rejects what it rejects (see `PROTOCOL.md` §3 and §5):
+//! It accepts what the real pod accepts and rejects what it rejects:
 //! RS512 login JWTs signed by the key registered for `sub` with `now < exp <= now + 300 s` on the
 //! pod's own, skewable clock; certificate logins whose client-certificate CN is a registered bot,
 //! with no body and no `Content-Type`; session tokens that are RS512 JWTs (with

@@ -16,7 +16,7 @@ use tokio::runtime::Runtime;
 use crate::fixture::{self, KEY_4096};
 use crate::stats::{Summary, Table, cell};
 
-/// Runs per cell (the issue asks for at least 20).
+/// Runs per cell: at least 20, for a stable median.
 pub(crate) const RUNS: usize = 25;
 const LATENCIES_MS: [u64; 2] = [0, 50];
 const MODES: [(&str, bool); 2] = [("parallel", true), ("sequential", false)];
@@ -84,7 +84,7 @@ pub(crate) fn run(rt: &Runtime, sign_ms: Option<f64>) -> Value {
         }
     }
     table.print();
-    // The floor the issue states for parallel at 50 ms: one latency plus one signature (the machine signs one JWT
+    // The floor for parallel at 50 ms: one latency plus one signature (the machine signs one JWT
     // and sends it to both login endpoints). The fake's own work (JWT check, signing the session token) and the
     // bot's construction come on top.
     if let Some(sign_ms) = sign_ms {

@@ -1,4 +1,4 @@
-//! The symphony-auth benchmarks of issue 7, against the fake pod (auth-testkit) on loopback:
+//! The symphony-auth benchmarks, against the fake pod (auth-testkit) on loopback:
 //!
 //! ```text
 //! cargo run --release -p symphony-auth-bench

@@ -17,7 +17,7 @@ use tokio::runtime::Runtime;
 use crate::fixture::{self, KEY_4096};
 use crate::stats::{Summary, Table, cell, us};
 
-/// Timed calls per side (the issue asks for at least 1,000), after untimed warm-up calls.
+/// Timed calls per side (at least 1,000, for a stable p99), after untimed warm-up calls.
 const CALLS: usize = 2000;
 const WARM_UP: usize = 200;
 /// `tokens()` calls per row, shared among the callers.

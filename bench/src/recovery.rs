@@ -16,7 +16,7 @@ use tokio::runtime::Runtime;
 use crate::fixture::{self, KEY_4096};
 use crate::stats::{Summary, Table, cell, ms};
 
-/// Runs per driver (the issue asks for at least 20).
+/// Runs per driver: at least 20, for a stable median.
 const RUNS: usize = 25;
 
 /// Samples of (recovery, refresh, plain call).

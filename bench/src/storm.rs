@@ -6,8 +6,8 @@
 //! Two variants per driver. With no latency on the echo, the first 401 comes back at once and the re-login may end
 //! before the last callers have sent their first attempt: those simply use the new tokens (the fake's 401 count
 //! says how many met one). With [`ECHO_LATENCY`] on the echo, every first attempt reaches the fake (which decides
-//! 401 on arrival) before the first 401 is answered, so every caller meets a 401 on the same generation, as the
-//! issue asks; its time includes two echo latencies (the first attempts and the replays).
+//! 401 on arrival) before the first 401 is answered, so every caller meets a 401 on the same generation, the
+//! case that matters; its time includes two echo latencies (the first attempts and the replays).
 //!
 //! Before each storm the callers make one untimed round of calls with valid tokens, so that the bot's connection
 //! pool holds what it will keep (reqwest keeps every idle connection; ureq keeps 3 per host by default): the storm
