@@ -278,9 +278,26 @@ impl Bot {
         Err(Error::Unauthorized { generation: generation.get() })
     }
 
+    /// Sends `request` as it is, with **no tokens attached**, through the bot's own HTTP client: the same TLS
+    /// roots, client certificate, proxy, timeouts and response-size cap as [`send`](Self::send). No login, no
+    /// retry, no replay on 401, and any URI is allowed (nothing of the bot's is added to the request). For
+    /// diagnostics: probing a host's TLS trust, reading a server's `Date` header, or seeing a login endpoint's raw
+    /// answer (which may hold a token: never log a 200's body).
+    ///
+    /// # Errors
+    /// [`Error::Transport`] when the request fails below HTTP or its answer exceeds the size cap.
+    pub fn send_unauthenticated(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        self.execute(request)
+    }
+
     /// One API call with `tokens` attached.
     fn attempt(&self, mut request: HttpRequest, tokens: &Tokens, target: Target) -> Result<HttpResponse, Error> {
         tokens.authorize(&mut request, target);
+        self.execute(request)
+    }
+
+    /// One request through the client, as it is.
+    fn execute(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
         transport::execute(&self.inner.agent, request, self.inner.max_response_body, false).map_err(|failure| {
             match failure {
                 Failure::Transport(TransportFailure { kind, detail }) => Error::Transport { kind, detail },
@@ -481,5 +498,31 @@ impl Drop for LeaderGuard<'_> {
         shared.leader = false;
         shared.machine.abort_login();
         self.inner.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_unauthenticated_attaches_no_tokens_and_does_not_log_in() {
+        let mut pod = auth_testkit::FakePod::new();
+        pod.add_rsa_bot("bot", include_str!("../../fixtures/keys/bot-2048.pub.pem")).unwrap();
+        let server = auth_testkit::FakePodServer::start(pod).unwrap();
+        let signer =
+            Arc::new(auth_core::RsaSigner::from_pem(include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem")).unwrap());
+        let config = Config::rsa(auth_core::Endpoints::single(&server.http_url()).unwrap(), "bot", signer).unwrap();
+        let bot = Bot::builder(config).max_response_body(64).build().unwrap();
+
+        let response = bot.send_unauthenticated(auth_core::session_info(bot.config().endpoints())).unwrap();
+        assert_eq!(response.status(), 401, "no session token was sent");
+        assert!(response.headers().contains_key(http::header::DATE));
+        assert_eq!(server.counters().requests(auth_testkit::Endpoint::SessionLogin), 0);
+        assert_eq!(bot.state(), State::NeedsSession);
+
+        // The same response-size cap as `send`: the agent's info is larger than 64 bytes.
+        let info = http::Request::get(format!("{}/agent/v1/info", server.http_url())).body(Vec::new()).unwrap();
+        assert!(matches!(bot.send_unauthenticated(info), Err(Error::Transport { kind: TransportKind::Other, .. })));
     }
 }

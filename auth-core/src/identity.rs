@@ -163,7 +163,9 @@ mod tests {
     #[test]
     fn pkcs12_files_give_the_same_identity_as_their_pem() {
         let pem = ClientIdentity::from_pem(include_bytes!("../../fixtures/certs/bot.pem")).unwrap();
-        for p12 in [&include_bytes!("../../fixtures/certs/bot.p12")[..], include_bytes!("../../fixtures/certs/bot-legacy.p12")] {
+        for p12 in
+            [&include_bytes!("../../fixtures/certs/bot.p12")[..], include_bytes!("../../fixtures/certs/bot-legacy.p12")]
+        {
             let identity = ClientIdentity::from_pkcs12(p12, "changeit").unwrap();
             assert_eq!(identity.certificate_chain_der(), pem.certificate_chain_der());
             assert_eq!(identity.private_key_der(), pem.private_key_der());

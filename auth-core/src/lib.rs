@@ -129,7 +129,7 @@ pub use key::RsaSigner;
 pub use key::{KeyFormat, MIN_RSA_BITS};
 pub use machine::{Authenticator, Event, KeyManagerOutcome, LoginRequest, RequestId, State, UnauthorizedOutcome};
 pub use request::{LoginEndpoint, Purpose, USER_AGENT_VALUE, certificate_login, echo, rsa_login, session_info};
-pub use response::MAX_RESPONSE_BODY;
+pub use response::{MAX_RESPONSE_BODY, server_clock_offset};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use signer::JwtSigner;
 pub use time::UnixTime;

@@ -118,10 +118,16 @@ fn server_message(body: &[u8]) -> Option<String> {
 /// Server time minus `now`, in seconds, when the `Date` header shows more than 30 s of difference: enough to
 /// explain a JWT refused for its `exp`.
 fn clock_offset(response: &HttpResponse, now: UnixTime) -> Option<i64> {
+    server_clock_offset(response, now).filter(|offset| offset.abs() > 30)
+}
+
+/// The server's clock minus `now`, in whole seconds, read from the answer's `Date` header; `None` without a valid
+/// HTTP date. Login JWTs live 240 s by the bot's clock, so an offset of a minute or more can get them refused.
+#[must_use]
+pub fn server_clock_offset(response: &HttpResponse, now: UnixTime) -> Option<i64> {
     let date = response.headers().get(DATE)?.to_str().ok()?;
     let server = UnixTime::from_system_time(httpdate::parse_http_date(date).ok()?);
-    let offset = i64::try_from(server.as_secs()).ok()? - i64::try_from(now.as_secs()).ok()?;
-    (offset.abs() > 30).then_some(offset)
+    Some(i64::try_from(server.as_secs()).ok()? - i64::try_from(now.as_secs()).ok()?)
 }
 
 fn shorten(text: &str) -> String {

@@ -1,0 +1,316 @@
+//! `symphony-auth check`: what a bot developer needs when a login fails. The configuration as resolved, the key or
+//! certificate, each host's reachability and TLS trust, the clock offset, and each login endpoint's own answer.
+//! Requests go through the bot's own HTTP client ([`Bot::send_unauthenticated`]), so trust store, client
+//! certificate, proxy and timeouts are the ones a login uses. Never prints a token, a JWT or a key.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use auth_blocking::auth_core::{
+    self, BaseUrl, ConfigFileError, CredentialSource, HttpRequest, HttpResponse, IdentityKeyFormat, KeyFormat,
+    KeyManagerPolicy, LoginEndpoint, LoginMethod, RsaSigner, Source, UnixTime, grants_simplified_key_delivery,
+    login_jwt, parse_bdk_config,
+};
+use auth_blocking::{Bot, Error};
+
+use crate::failure::{Class, Failure};
+
+/// A clock offset above this is a problem for RSA logins (the threshold the library uses to blame the clock).
+const CLOCK_TOLERANCE_SECS: i64 = 30;
+
+/// The findings so far: lines are printed as they come, problems are kept for the exit status.
+#[derive(Default)]
+struct Report {
+    problems: Vec<(Class, String)>,
+}
+
+impl Report {
+    fn ok(&self, text: &str) {
+        println!("  ok    {text}");
+    }
+
+    fn note(&self, text: &str) {
+        println!("  -     {text}");
+    }
+
+    fn problem(&mut self, class: Class, text: String) {
+        println!("  FAIL  {text}");
+        self.problems.push((class, text));
+    }
+
+    /// Exit status: success when nothing was wrong, else the first problem's class.
+    fn finish(mut self) -> Result<(), Failure> {
+        if self.problems.is_empty() {
+            println!("everything looks right");
+            return Ok(());
+        }
+        let count = self.problems.len();
+        println!("{count} problem(s) found");
+        let (class, text) = self.problems.remove(0);
+        let more = if count > 1 { format!(" (and {} more problem(s), see above)", count - 1) } else { String::new() };
+        Err(Failure::new(class, format!("{text}{more}")))
+    }
+}
+
+/// Runs every check on the configuration at `path`.
+pub(crate) fn run(path: &Path) -> Result<(), Failure> {
+    let config_error = |error: ConfigFileError| Failure::from(Error::ConfigFile(error));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_error(ConfigFileError::Unreadable { path: path.to_owned(), reason: e.to_string() }))?;
+    let settings = parse_bdk_config(&text, &|name| std::env::var(name).ok()).map_err(|e| config_error(e.into()))?;
+    let rsa = matches!(settings.credentials, CredentialSource::RsaKey(_));
+    let mut report = Report::default();
+
+    println!("configuration: {}", path.display());
+    println!("bot username:  {}", settings.username);
+    println!(
+        "login method:  {}",
+        if rsa { "RSA key (bot.privateKey)" } else { "client certificate (bot.certificate)" }
+    );
+    println!("services:");
+    let e = &settings.endpoints;
+    println!("  pod           {}", e.pod);
+    println!("  agent         {}", e.agent);
+    println!("  key manager   {}", e.key_manager);
+    println!("  session auth  {}{}", e.session_auth, if rsa { "  (not used by RSA login)" } else { "" });
+    if let Some(proxy) = &settings.proxy {
+        println!("proxy:         {}", proxy.url);
+    }
+
+    println!("credentials:");
+    let loaded = match settings.load(&mut |file| std::fs::read(file)) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            report.problem(Class::Config, error.to_string());
+            return report.finish();
+        }
+    };
+    match &settings.credentials {
+        CredentialSource::RsaKey(source) => describe_rsa_key(source, &mut report),
+        _ => match &loaded.identity {
+            Some(identity) => {
+                let kind = if settings.credentials.is_pkcs12() { "PKCS#12" } else { "PEM" };
+                let key = match identity.private_key_format() {
+                    IdentityKeyFormat::Pkcs8 => "PKCS#8",
+                    IdentityKeyFormat::Pkcs1 => "PKCS#1 (RSA)",
+                    IdentityKeyFormat::Sec1 => "SEC 1 (EC)",
+                    _ => "other",
+                };
+                let chain = identity.certificate_chain_der().len();
+                report.ok(&format!("certificate ({kind}): chain of {chain} certificate(s), private key {key}"));
+            }
+            None => report.problem(Class::Config, "`bot.certificate`: no client certificate loaded".into()),
+        },
+    }
+    match &loaded.extra_roots_pem {
+        Some(pem) => {
+            let roots = String::from_utf8_lossy(pem).matches("-----BEGIN CERTIFICATE-----").count();
+            report.ok(&format!("ssl.trustStore: {roots} extra root certificate(s), added to the Mozilla roots"));
+        }
+        None => report.note("ssl.trustStore: not set (the Mozilla roots only)"),
+    }
+    let bot = match Bot::from_config_file(path) {
+        Ok(bot) => bot,
+        Err(error) => {
+            report.problem(Class::of(&error), error.to_string());
+            return report.finish();
+        }
+    };
+    if !report.problems.is_empty() {
+        return report.finish();
+    }
+
+    println!("hosts (reachability and TLS trust):");
+    let endpoints = bot.config().endpoints();
+    let mut bases = vec![&endpoints.pod];
+    if !rsa {
+        bases.push(&endpoints.session_auth);
+    }
+    bases.extend([&endpoints.key_manager, &endpoints.agent]);
+    let mut probed = Vec::new();
+    let mut failed_origins = Vec::new();
+    let mut clock = None;
+    for base in bases {
+        let origin = origin(base);
+        if probed.contains(&origin) {
+            continue;
+        }
+        probed.push(origin.clone());
+        let probe = http::Request::get(base.join("/")).body(Vec::new()).unwrap_or_default();
+        let outcome = bot.send_unauthenticated(probe);
+        let received = SystemTime::now();
+        match outcome {
+            Ok(response) => {
+                let tls = if base.scheme() == "https" { "TLS trusted" } else { "plain HTTP, no TLS" };
+                report.ok(&format!("{origin}  {tls}, answered HTTP {}", response.status().as_u16()));
+                if clock.is_none()
+                    && let Some(offset) = clock_offset(&response, received)
+                {
+                    clock = Some((origin, offset));
+                }
+            }
+            Err(error) => {
+                let class = Class::of(&error);
+                let hint = match class {
+                    Class::Tls => "; is the CA that signed its certificate in ssl.trustStore?",
+                    Class::Unreachable => "; check the host, the port and the proxy",
+                    _ => "",
+                };
+                report.problem(class, format!("{origin}  {error}{hint}"));
+                failed_origins.push(origin);
+            }
+        }
+    }
+
+    println!("clock:");
+    match clock {
+        Some((origin, offset)) => {
+            let text = format!("the server's clock ({origin}, Date header) is {offset:+} s from ours");
+            if offset.abs() <= CLOCK_TOLERANCE_SECS {
+                report.ok(&text);
+            } else if rsa {
+                let lifetime = bot.config().jwt_lifetime().as_secs();
+                report.problem(
+                    Class::Clock,
+                    format!("{text}: login JWTs live {lifetime} s by our clock, so the pod may refuse them; fix the clock (NTP)"),
+                );
+            } else {
+                report.note(&format!("{text} (certificate logins do not depend on it)"));
+            }
+        }
+        None => report.note("unknown: no server answered with a Date header"),
+    }
+
+    println!("login endpoints:");
+    check_logins(&bot, &failed_origins, &mut report);
+    report.finish()
+}
+
+/// Prints the key's format and size and its public key, the one to register on the pod.
+fn describe_rsa_key(source: &Source, report: &mut Report) {
+    let pem = match source {
+        Source::Path(path) => std::fs::read(path).unwrap_or_default(),
+        Source::Content(bytes) => bytes.clone(),
+        _ => Vec::new(),
+    };
+    match RsaSigner::from_pem(&pem) {
+        Ok(signer) => {
+            let format = match signer.format() {
+                KeyFormat::Pkcs8 => "PKCS#8",
+                KeyFormat::Pkcs1 => "PKCS#1",
+                _ => "other",
+            };
+            report.ok(&format!("RSA private key: {format}, {} bits", signer.bits()));
+            println!("public key (SPKI PEM): the pod must hold exactly this one for the bot");
+            print!("{}", signer.public_key_pem());
+        }
+        Err(error) => report.problem(Class::Config, format!("`bot.privateKey`: {error}")),
+    }
+}
+
+/// Sends each login request as it is and reports each answer: status and server message, never the token.
+fn check_logins(bot: &Bot, failed_origins: &[String], report: &mut Report) {
+    let config = bot.config();
+    let endpoints = config.endpoints();
+    let requests: Vec<(LoginEndpoint, HttpRequest)> = match config.method() {
+        LoginMethod::Rsa(signer) => {
+            let now = UnixTime::from_system_time(SystemTime::now());
+            match login_jwt(config.username().as_str(), now, config.jwt_lifetime(), signer.as_ref()) {
+                Ok(jwt) => [LoginEndpoint::RsaSession, LoginEndpoint::RsaKeyManager]
+                    .into_iter()
+                    .map(|endpoint| (endpoint, auth_core::rsa_login(endpoint, endpoints, &jwt)))
+                    .collect(),
+                Err(error) => {
+                    report.problem(Class::Config, format!("cannot sign the login JWT: {error}"));
+                    return;
+                }
+            }
+        }
+        _ => [LoginEndpoint::CertificateSession, LoginEndpoint::CertificateKeyManager]
+            .into_iter()
+            .map(|endpoint| (endpoint, auth_core::certificate_login(endpoint, endpoints)))
+            .collect(),
+    };
+    let mut skd = false;
+    for (endpoint, request) in requests {
+        let url = format!("POST {}", request.uri());
+        let key_manager = endpoint == LoginEndpoint::RsaKeyManager || endpoint == LoginEndpoint::CertificateKeyManager;
+        if key_manager && config.key_manager() == KeyManagerPolicy::Never {
+            report.note(&format!("{url}: not used (key manager disabled)"));
+            continue;
+        }
+        if failed_origins.contains(&origin(endpoint.base(endpoints))) {
+            report.note(&format!("{url}: not tried (its host failed above)"));
+            continue;
+        }
+        let optional = key_manager && skd && config.key_manager() != KeyManagerPolicy::Always;
+        match bot.send_unauthenticated(request) {
+            Ok(response) => {
+                let answer = Answer::read(&response);
+                if answer.token.is_some() && response.status() == 200 {
+                    skd |= !key_manager && answer.token.as_deref().is_some_and(grants_simplified_key_delivery);
+                    let note = if skd && !key_manager { " (simplified key delivery)" } else { "" };
+                    report.ok(&format!("{url}: HTTP 200, token received{note}"));
+                } else if optional {
+                    report.note(&format!("{url}: {} (not needed: simplified key delivery)", answer.describe()));
+                } else {
+                    let class = match answer.status {
+                        400 | 401 | 403 | 407 => Class::Rejected,
+                        _ => Class::Other,
+                    };
+                    report.problem(class, format!("{url}: {}", answer.describe()));
+                }
+            }
+            Err(error) if optional => report.note(&format!("{url}: {error} (not needed: simplified key delivery)")),
+            Err(error) => report.problem(Class::of(&error), format!("{url}: {error}")),
+        }
+    }
+    let has = |wanted: Class| report.problems.iter().any(|(class, _)| *class == wanted);
+    if has(Class::Rejected) && !has(Class::Clock) && matches!(config.method(), LoginMethod::Rsa(_)) {
+        println!(
+            "hint: compare the public key above with the one registered for {:?} on the pod",
+            config.username().as_str()
+        );
+    }
+}
+
+/// What a login endpoint answered. The token, when there is one, is only ever tested, never printed.
+struct Answer {
+    status: u16,
+    token: Option<String>,
+    message: Option<String>,
+}
+
+impl Answer {
+    fn read(response: &HttpResponse) -> Self {
+        let body = serde_json::from_slice::<serde_json::Value>(response.body()).ok();
+        let field = |name| body.as_ref().and_then(|b| b.get(name)).and_then(serde_json::Value::as_str);
+        let status = response.status().as_u16();
+        let token = field("token").filter(|t| !t.is_empty()).map(str::to_owned);
+        // Only error answers' messages are shown: a success's body is the token's.
+        let message = if status == 200 {
+            None
+        } else {
+            field("message").map(|m| m.chars().filter(|c| !c.is_control()).take(200).collect())
+        };
+        Self { status, token, message }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.message, self.status) {
+            (Some(message), status) => format!("HTTP {status}: {message}"),
+            (None, 200) => "HTTP 200 but no token in the answer".to_owned(),
+            (None, status) => format!("HTTP {status}"),
+        }
+    }
+}
+
+/// `scheme://host:port`: what TLS trust and reachability are about.
+fn origin(base: &BaseUrl) -> String {
+    format!("{}://{}:{}", base.scheme(), base.host(), base.port())
+}
+
+/// Server time minus `received`, in whole seconds, from the answer's `Date` header.
+fn clock_offset(response: &HttpResponse, received: SystemTime) -> Option<i64> {
+    auth_core::server_clock_offset(response, UnixTime::from_system_time(received))
+}
