@@ -23,6 +23,8 @@
 //!   once and a driver sends them concurrently ([`Config::with_parallel_login`]).
 //! - **Simplified key delivery**: a session token whose claims say `canUseSimplifiedKeyDelivery: true` makes the
 //!   key-manager token unnecessary; a key-manager failure then does not fail the login ([`KeyManagerPolicy`]).
+//!   When the agent has a host of its own, its version is read first (`GET /agent/v1/info`): only agents from
+//!   24.12 on deliver keys that way.
 //! - **Generations**: every login bumps a [`Generation`]. A 401 reported for tokens older than the current ones
 //!   changes nothing, so any number of concurrent 401s cause exactly one new login
 //!   ([`Authenticator::report_unauthorized`]).
@@ -128,8 +130,10 @@ pub use key::RingSigner;
 pub use key::RsaSigner;
 pub use key::{KeyFormat, MIN_RSA_BITS};
 pub use machine::{Authenticator, Event, KeyManagerOutcome, LoginRequest, RequestId, State, UnauthorizedOutcome};
-pub use request::{LoginEndpoint, Purpose, USER_AGENT_VALUE, certificate_login, echo, rsa_login, session_info};
-pub use response::{MAX_RESPONSE_BODY, server_clock_offset};
+pub use request::{
+    LoginEndpoint, Purpose, USER_AGENT_VALUE, agent_info, certificate_login, echo, rsa_login, session_info,
+};
+pub use response::{MAX_RESPONSE_BODY, agent_supports_simplified_key_delivery, server_clock_offset};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use signer::JwtSigner;
 pub use time::UnixTime;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::config::{Config, KeyManagerPolicy, LoginMethod};
 use crate::error::{AuthError, FailureCause, TransportFailure, UsageError};
 use crate::jwt::{Jwt, grants_simplified_key_delivery, login_jwt};
-use crate::request::{LoginEndpoint, Purpose, certificate_login, rsa_login};
-use crate::response::{IssuedToken, LoginAnswer, read_login_answer};
+use crate::request::{LoginEndpoint, Purpose, agent_info, certificate_login, rsa_login};
+use crate::response::{IssuedToken, LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer};
 use crate::retry::Jitter;
 use crate::time::UnixTime;
 use crate::tokens::{AuthorizationToken, Generation, KeyManagerToken, SessionToken, Tokens};
@@ -192,6 +192,15 @@ struct Login {
     session: Leg,
     /// `None` when the key manager is not needed.
     key_manager: Option<Leg>,
+    /// The agent-version check, while one is due or out: the session granted SKD and a dedicated agent is
+    /// configured, whose version decides whether the key manager can be skipped.
+    agent_check: Option<AgentCheck>,
+}
+
+#[derive(Debug)]
+enum AgentCheck {
+    Due,
+    InFlight(RequestId),
 }
 
 /// What became of one login attempt.
@@ -324,6 +333,13 @@ impl Authenticator {
     pub fn poll_request(&mut self, now: UnixTime) -> Option<LoginRequest> {
         self.handle_timeout(now);
         let login = self.login.as_mut()?;
+        if matches!(login.agent_check, Some(AgentCheck::Due)) {
+            let id = RequestId(self.next_id);
+            self.next_id += 1;
+            login.agent_check = Some(AgentCheck::InFlight(id));
+            let request = agent_info(&self.config.endpoints);
+            return Some(LoginRequest { id, endpoint: LoginEndpoint::AgentVersion, request });
+        }
         let leg = if matches!(login.session.status, LegStatus::Due) {
             &mut login.session
         } else {
@@ -391,6 +407,10 @@ impl Authenticator {
     /// The answer to request `id`. Any status is an answer: the machine decides what it means.
     pub fn handle_response(&mut self, id: RequestId, response: &HttpResponse, now: UnixTime) -> Result<(), UsageError> {
         let Some(purpose) = self.purpose_of(id)? else { return Ok(()) };
+        if purpose == Purpose::AgentVersion {
+            self.after_agent_check(agent_supports_simplified_key_delivery(response));
+            return Ok(());
+        }
         let endpoint = self.leg(purpose).map_or(LoginEndpoint::RsaSession, |leg| leg.endpoint);
         let username = self.config.username.to_string();
         let outcome = match read_login_answer(response, now) {
@@ -417,6 +437,11 @@ impl Authenticator {
         now: UnixTime,
     ) -> Result<(), UsageError> {
         let Some(purpose) = self.purpose_of(id)? else { return Ok(()) };
+        if purpose == Purpose::AgentVersion {
+            // As the official SDKs do: an agent whose version cannot be read gets the key manager.
+            self.after_agent_check(false);
+            return Ok(());
+        }
         let outcome = if failure.kind.is_retryable() {
             Outcome::Retry { cause: FailureCause::Transport(failure), retry_after: None }
         } else {
@@ -462,7 +487,7 @@ impl Authenticator {
             // A pod that granted SKD last time will very likely grant it again: ask it first, alone.
             KeyManagerPolicy::Auto => Some(Leg::new(key_manager, parallel && self.last_skd != Some(true))),
         };
-        self.login = Some(Login { session: Leg::new(session, true), key_manager });
+        self.login = Some(Login { session: Leg::new(session, true), key_manager, agent_check: None });
     }
 
     /// Which leg request `id` belongs to: `Ok(None)` for a request the machine already gave up on.
@@ -473,6 +498,9 @@ impl Authenticator {
             }
             if login.key_manager.as_ref().and_then(Leg::in_flight) == Some(id) {
                 return Ok(Some(Purpose::KeyManager));
+            }
+            if matches!(login.agent_check, Some(AgentCheck::InFlight(check)) if check == id) {
+                return Ok(Some(Purpose::AgentVersion));
             }
         }
         if let Some(position) = self.abandoned.iter().position(|&a| a == id) {
@@ -487,6 +515,7 @@ impl Authenticator {
         match purpose {
             Purpose::Session => Some(&login.session),
             Purpose::KeyManager => login.key_manager.as_ref(),
+            Purpose::AgentVersion => None,
         }
     }
 
@@ -495,6 +524,7 @@ impl Authenticator {
         match purpose {
             Purpose::Session => Some(&mut login.session),
             Purpose::KeyManager => login.key_manager.as_mut(),
+            Purpose::AgentVersion => None,
         }
     }
 
@@ -507,13 +537,15 @@ impl Authenticator {
             other => other,
         };
         match (purpose, outcome) {
-            (_, Outcome::Retry { .. }) => {}
+            (_, Outcome::Retry { .. }) | (Purpose::AgentVersion, _) => {}
             (Purpose::Session, Outcome::Fatal(error)) => self.fail_login(error),
             (Purpose::KeyManager, Outcome::Fatal(error)) => {
-                let session_pending =
-                    self.login.as_ref().is_some_and(|login| !matches!(login.session.status, LegStatus::Done(_)));
-                if self.config.key_manager == KeyManagerPolicy::Auto && session_pending {
-                    // Simplified key delivery may yet make the key manager unnecessary: wait for the session.
+                let verdict_pending = self.login.as_ref().is_some_and(|login| {
+                    !matches!(login.session.status, LegStatus::Done(_)) || login.agent_check.is_some()
+                });
+                if self.config.key_manager == KeyManagerPolicy::Auto && verdict_pending {
+                    // Simplified key delivery may yet make the key manager unnecessary: wait for the session (and
+                    // the agent's version).
                     if let Some(leg) = self.leg_mut(purpose) {
                         leg.status = LegStatus::Failed(error);
                     }
@@ -549,6 +581,7 @@ impl Authenticator {
         let leg = match purpose {
             Purpose::Session => &mut login.session,
             Purpose::KeyManager => login.key_manager.as_mut()?,
+            Purpose::AgentVersion => return None,
         };
         leg.failures += 1;
         if leg.failures >= self.config.retry.max_attempts() {
@@ -567,13 +600,40 @@ impl Authenticator {
 
     /// The session token arrived: decide whether the key manager is still needed.
     fn after_session(&mut self, skd: bool) {
-        let Some(login) = self.login.as_mut() else { return };
         self.last_skd = Some(skd);
-        if skd && self.config.key_manager == KeyManagerPolicy::Auto {
-            if let Some(id) = login.key_manager.take().and_then(|leg| leg.in_flight()) {
-                self.remember_abandoned(id);
+        let dedicated_agent = self.config.endpoints.agent != self.config.endpoints.pod;
+        let Some(login) = self.login.as_mut() else { return };
+        if skd && self.config.key_manager == KeyManagerPolicy::Auto && login.key_manager.is_some() {
+            if dedicated_agent {
+                // Only agents from 24.12 on deliver keys without the key manager: ask this one its version.
+                login.agent_check = Some(AgentCheck::Due);
+            } else {
+                // The agent sits with the pod, which granted SKD: trust the claim.
+                self.skip_key_manager();
             }
-        } else if let Some(leg) = login.key_manager.as_mut() {
+        } else {
+            self.key_manager_needed();
+        }
+    }
+
+    /// The agent answered (or failed to answer) its version.
+    fn after_agent_check(&mut self, supports_skd: bool) {
+        let Some(login) = self.login.as_mut() else { return };
+        login.agent_check = None;
+        if supports_skd { self.skip_key_manager() } else { self.key_manager_needed() }
+    }
+
+    fn skip_key_manager(&mut self) {
+        let Some(login) = self.login.as_mut() else { return };
+        if let Some(id) = login.key_manager.take().and_then(|leg| leg.in_flight()) {
+            self.remember_abandoned(id);
+        }
+        self.finish_if_complete();
+    }
+
+    fn key_manager_needed(&mut self) {
+        let Some(login) = self.login.as_mut() else { return };
+        if let Some(leg) = login.key_manager.as_mut() {
             match std::mem::replace(&mut leg.status, LegStatus::Idle) {
                 LegStatus::Idle => leg.status = LegStatus::Due,
                 LegStatus::Failed(error) => return self.fail_login(error),
@@ -597,17 +657,25 @@ impl Authenticator {
             (None, KeyManagerPolicy::Never) => KeyManagerOutcome::Disabled,
             (None, _) => KeyManagerOutcome::SkippedBySimplifiedKeyDelivery,
         };
+        let session = SessionToken(session.token.clone());
+        let authorization = match &login.session.status {
+            LegStatus::Done(issued) => issued.authorization.clone().map(AuthorizationToken),
+            _ => None,
+        };
+        // If the key-manager token came before the agent's version, that answer no longer matters.
+        if let Some(login) = self.login.take() {
+            self.abandon(&login);
+        }
         self.latest = Generation(self.latest.0 + 1);
         let tokens = Tokens {
             generation: self.latest,
-            session: SessionToken(session.token.clone()),
+            session,
             key_manager: key_manager.map(KeyManagerToken),
-            authorization: session.authorization.clone().map(AuthorizationToken),
+            authorization,
             simplified_key_delivery: skd,
         };
         self.tokens = Some(Arc::new(tokens));
         self.expired = false;
-        self.login = None;
         self.jwt = None;
         self.events.push_back(Event::Authenticated { generation: self.latest, key_manager: outcome });
     }
@@ -621,8 +689,12 @@ impl Authenticator {
     }
 
     fn abandon(&mut self, login: &Login) {
-        for id in [login.session.in_flight(), login.key_manager.as_ref().and_then(Leg::in_flight)].into_iter().flatten()
-        {
+        let check = match login.agent_check {
+            Some(AgentCheck::InFlight(id)) => Some(id),
+            _ => None,
+        };
+        let legs = [login.session.in_flight(), login.key_manager.as_ref().and_then(Leg::in_flight)];
+        for id in legs.into_iter().chain([check]).flatten() {
             self.remember_abandoned(id);
         }
     }

@@ -21,9 +21,11 @@ pub enum Purpose {
     Session,
     /// The key-manager token.
     KeyManager,
+    /// The agent's version: whether it supports simplified key delivery.
+    AgentVersion,
 }
 
-/// The four login endpoints.
+/// The endpoints a login calls: the four logins, and the agent's version check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LoginEndpoint {
@@ -35,6 +37,9 @@ pub enum LoginEndpoint {
     CertificateSession,
     /// `POST /keyauth/v1/authenticate` on the key manager, over mutual TLS.
     CertificateKeyManager,
+    /// `GET /agent/v1/info` on the agent: asked when the session grants simplified key delivery and a dedicated
+    /// agent is configured, since only agents from 24.12 on deliver keys that way.
+    AgentVersion,
 }
 
 impl LoginEndpoint {
@@ -46,6 +51,7 @@ impl LoginEndpoint {
             Self::RsaKeyManager => "/relay/pubkey/authenticate",
             Self::CertificateSession => "/sessionauth/v1/authenticate",
             Self::CertificateKeyManager => "/keyauth/v1/authenticate",
+            Self::AgentVersion => "/agent/v1/info",
         }
     }
 
@@ -55,6 +61,7 @@ impl LoginEndpoint {
         match self {
             Self::RsaSession | Self::CertificateSession => Purpose::Session,
             Self::RsaKeyManager | Self::CertificateKeyManager => Purpose::KeyManager,
+            Self::AgentVersion => Purpose::AgentVersion,
         }
     }
 
@@ -71,13 +78,15 @@ impl LoginEndpoint {
             Self::RsaSession => &endpoints.pod,
             Self::RsaKeyManager | Self::CertificateKeyManager => &endpoints.key_manager,
             Self::CertificateSession => &endpoints.session_auth,
+            Self::AgentVersion => &endpoints.agent,
         }
     }
 }
 
 impl fmt::Display for LoginEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "POST {}", self.path())
+        let method = if *self == Self::AgentVersion { "GET" } else { "POST" };
+        write!(f, "{method} {}", self.path())
     }
 }
 
@@ -118,6 +127,12 @@ pub fn certificate_login(endpoint: LoginEndpoint, endpoints: &Endpoints) -> Http
 #[must_use]
 pub fn session_info(endpoints: &Endpoints) -> HttpRequest {
     finish(base_request(Method::GET, endpoints.pod.join("/pod/v2/sessioninfo")), Vec::new())
+}
+
+/// `GET {agent}/agent/v1/info`: the agent's version. No tokens needed.
+#[must_use]
+pub fn agent_info(endpoints: &Endpoints) -> HttpRequest {
+    finish(base_request(Method::GET, endpoints.agent.join(LoginEndpoint::AgentVersion.path())), Vec::new())
 }
 
 /// `POST {agent}/agent/v1/util/echo` with body `{"message": message}`: proves both tokens work. Authorize it with

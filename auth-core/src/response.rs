@@ -79,6 +79,29 @@ fn retry(response: &HttpResponse, now: UnixTime) -> LoginAnswer {
     LoginAnswer::Retry { status: response.status().as_u16(), retry_after }
 }
 
+/// Whether an `/agent/v1/info` answer shows an agent that supports simplified key delivery: a 200 whose `version`
+/// reads `Agent-MAJOR.MINOR.` with MAJOR.MINOR at least 24.12. Anything else (an error, no version, `unknown`)
+/// means no, and the key manager is needed.
+#[must_use]
+pub fn agent_supports_simplified_key_delivery(response: &HttpResponse) -> bool {
+    if response.status() != StatusCode::OK || response.body().len() > MAX_RESPONSE_BODY {
+        return false;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(response.body()) else { return false };
+    body.get("version").and_then(Value::as_str).and_then(agent_version).is_some_and(|version| version >= (24, 12))
+}
+
+/// `(major, minor)` from the first `Agent-MAJOR.MINOR.` in `text`.
+fn agent_version(text: &str) -> Option<(u32, u32)> {
+    text.match_indices("Agent-").find_map(|(at, _)| {
+        let mut parts = text[at + "Agent-".len()..].splitn(3, '.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        parts.next()?; // a third part must follow the minor, as in `Agent-24.12.0`
+        Some((major, minor))
+    })
+}
+
 /// `{"token": "...", "authorizationToken": "..."}`; `name` is ignored (header names are fixed, PROTOCOL §15.23).
 fn parse_token(body: &[u8]) -> Result<IssuedToken, ProtocolProblem> {
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
@@ -158,6 +181,29 @@ mod tests {
     }
 
     const NOW: UnixTime = UnixTime::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+
+    #[test]
+    fn agent_versions_follow_the_bdk_vectors() {
+        let info = |status: u16, body: &str| agent_supports_simplified_key_delivery(&response(status, body));
+        for version in ["Agent-24.12.0", "Agent-24.13.0", "Agent-25.0.0", "Agent-24.12.1-815-Linux-4.14"] {
+            assert!(info(200, &format!(r#"{{"version":"{version}","onPrem":false}}"#)), "{version}");
+        }
+        for version in [
+            "Agent-24.11.0",
+            "Agent-23.15.0",
+            "Agent-2.55.0-SNAPSHOT-Linux-4.4.86+",
+            "Agent-24.10.1-815-Linux-4.14",
+            "unknown",
+            "Agent-24.12",
+        ] {
+            assert!(!info(200, &format!(r#"{{"version":"{version}"}}"#)), "{version}");
+        }
+        assert!(!info(200, "{}"));
+        assert!(!info(200, r#"{"version":null}"#));
+        assert!(!info(500, "{}"));
+        assert!(!info(404, r#"{"version":"Agent-25.0.0"}"#));
+        assert_eq!(agent_version("Agent-24.10.1-815-Linux-4.14.314"), Some((24, 10)));
+    }
 
     #[test]
     fn tokens_are_read_leniently() {

@@ -231,3 +231,21 @@ fn a_rejection_caused_by_clock_skew_says_so() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_dedicated_agent_too_old_for_skd_gets_the_key_manager_login() {
+    let mut endpoints = endpoints();
+    endpoints.agent = auth_core::BaseUrl::parse("agent", "https://agent.example").unwrap();
+    for (version, km_logins) in [("Agent-23.11.0", 1), ("Agent-24.12.0", 0)] {
+        let config = Config::new(endpoints.clone(), "bot.user", rsa_config(10).method().clone())
+            .unwrap()
+            .with_parallel_login(false);
+        let mut world = World::rsa(config);
+        world.pod.set_skd(true);
+        world.pod.set_agent_version(version);
+        world.machine.start();
+        assert!(matches!(world.login(), Event::Authenticated { .. }), "{version}");
+        assert_eq!(world.pod.counters().requests(Endpoint::AgentInfo), 1, "{version}");
+        assert_eq!(world.pod.counters().requests(Endpoint::KeyManagerLogin), km_logins, "{version}");
+    }
+}

@@ -33,6 +33,7 @@ enum Answer {
     Status(u16),
     Garbage,
     Failure(u8),
+    AgentInfo(&'static str),
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -41,6 +42,7 @@ fn answer() -> impl Strategy<Value = Answer> {
         3 => prop::sample::select(vec![500u16, 502, 503, 429, 408, 400, 401, 403, 404, 302]).prop_map(Answer::Status),
         1 => Just(Answer::Garbage),
         2 => (0u8..5).prop_map(Answer::Failure),
+        1 => prop::sample::select(vec!["Agent-24.12.0", "Agent-23.1.0"]).prop_map(Answer::AgentInfo),
     ]
 }
 
@@ -55,10 +57,12 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn policy() -> impl Strategy<Value = (u32, KeyManagerPolicy, bool)> {
+/// Attempts, key-manager policy, parallel login, and whether the agent has a host of its own.
+fn policy() -> impl Strategy<Value = (u32, KeyManagerPolicy, bool, bool)> {
     (
         1u32..6,
         prop::sample::select(vec![KeyManagerPolicy::Auto, KeyManagerPolicy::Always, KeyManagerPolicy::Never]),
+        any::<bool>(),
         any::<bool>(),
     )
 }
@@ -70,11 +74,11 @@ proptest! {
     /// and no endpoint is tried more often in one login than the policy allows.
     #[test]
     fn invariants_hold_under_random_inputs(
-        (attempts, km_policy, parallel) in policy(),
+        (attempts, km_policy, parallel, dedicated_agent) in policy(),
         seed in any::<u64>(),
         steps in prop::collection::vec(step(), 1..120),
     ) {
-        let config = support::fast_config(attempts).with_key_manager(km_policy).with_parallel_login(parallel);
+        let config = support::fast_config_with(attempts, dedicated_agent).with_key_manager(km_policy).with_parallel_login(parallel);
         let mut machine = Authenticator::new(config, seed);
         let mut now = START;
         let mut outstanding: Vec<(RequestId, LoginEndpoint)> = Vec::new();
@@ -86,6 +90,7 @@ proptest! {
                     let (id, _) = outstanding.remove(0);
                     let result = match answer {
                         Answer::Token { skd } => machine.handle_response(id, &response(200, token_body(&session_jwt(skd)), None), now),
+                        Answer::AgentInfo(version) => machine.handle_response(id, &response(200, format!(r#"{{"version":"{version}"}}"#), None), now),
                         Answer::Status(status) => machine.handle_response(id, &response(status, String::new(), None), now),
                         Answer::Garbage => machine.handle_response(id, &response(200, "{".into(), None), now),
                         Answer::Failure(kind) => {

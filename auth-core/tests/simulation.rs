@@ -359,3 +359,81 @@ fn both_legs_of_a_parallel_login_share_one_signature() {
     assert_eq!(signer.0.load(Ordering::SeqCst), 2);
     assert_ne!(retry.request.body(), batch[1].request.body());
 }
+
+/// An RSA bot whose agent has a host of its own, so that SKD depends on the agent's version.
+fn dedicated_agent_config() -> Config {
+    let mut endpoints = endpoints();
+    endpoints.agent = auth_core::BaseUrl::parse("agent", "https://agent.example:8443").unwrap();
+    rsa_config(10).with_endpoints_for_test(endpoints).with_parallel_login(false)
+}
+
+trait WithEndpoints {
+    fn with_endpoints_for_test(self, endpoints: auth_core::Endpoints) -> Self;
+}
+
+impl WithEndpoints for Config {
+    fn with_endpoints_for_test(self, endpoints: auth_core::Endpoints) -> Self {
+        Config::new(endpoints, self.username().as_str(), self.method().clone())
+            .unwrap()
+            .with_retry(self.retry().clone())
+    }
+}
+
+fn agent_info(version: &'static str) -> Reply {
+    Reply::Body(200, Box::leak(format!(r#"{{"version":"{version}","onPrem":false,"mt":true}}"#).into_boxed_str()))
+}
+
+#[test]
+fn with_a_dedicated_agent_skd_needs_an_agent_of_24_12_or_later() {
+    let skd: &'static str = Box::leak(session_jwt(true).into_boxed_str());
+    for (version, km_expected) in
+        [("Agent-24.12.0-1000-Linux", false), ("Agent-25.1.0", false), ("Agent-24.11.3", true)]
+    {
+        let mut sim = Sim::new(dedicated_agent_config());
+        sim.machine.start();
+        let event = sim.drive(|endpoint, _| match endpoint {
+            LoginEndpoint::AgentVersion => agent_info(version),
+            SESSION => Reply::Ok(skd),
+            _ => Reply::Ok("km"),
+        });
+        let sent = sim.endpoints_sent();
+        assert_eq!(sent[..2], [SESSION, LoginEndpoint::AgentVersion], "{version}");
+        assert_eq!(sent.contains(&KM), km_expected, "{version}: {sent:?}");
+        let expected =
+            if km_expected { KeyManagerOutcome::Obtained } else { KeyManagerOutcome::SkippedBySimplifiedKeyDelivery };
+        assert!(
+            matches!(event, Event::Authenticated { key_manager, .. } if key_manager == expected),
+            "{version}: {event:?}"
+        );
+    }
+}
+
+#[test]
+fn an_agent_that_cannot_tell_its_version_gets_the_key_manager() {
+    let skd: &'static str = Box::leak(session_jwt(true).into_boxed_str());
+    for answer in
+        [Reply::Status(404), Reply::Body(200, r#"{"version":"unknown"}"#), Reply::Fail(TransportKind::Connect)]
+    {
+        let mut sim = Sim::new(dedicated_agent_config());
+        sim.machine.start();
+        let event = sim.drive(|endpoint, _| match endpoint {
+            LoginEndpoint::AgentVersion => answer.clone(),
+            SESSION => Reply::Ok(skd),
+            _ => Reply::Ok("km"),
+        });
+        assert!(matches!(event, Event::Authenticated { key_manager: KeyManagerOutcome::Obtained, .. }), "{answer:?}");
+        assert_eq!(
+            sim.endpoints_sent().iter().filter(|e| **e == LoginEndpoint::AgentVersion).count(),
+            1,
+            "never retried"
+        );
+    }
+}
+
+#[test]
+fn without_skd_the_agent_is_not_asked() {
+    let mut sim = Sim::new(dedicated_agent_config());
+    sim.machine.start();
+    sim.drive(plain_pod);
+    assert!(!sim.endpoints_sent().contains(&LoginEndpoint::AgentVersion));
+}

@@ -102,7 +102,8 @@ impl Sim {
             while let Some(request) = self.machine.poll_request(self.now) {
                 batch.push(request);
             }
-            if !batch.is_empty() {
+            let sent_any = !batch.is_empty();
+            if sent_any {
                 self.batches += 1;
             }
             for request in batch {
@@ -148,6 +149,10 @@ impl Sim {
             if let Some(event) = last {
                 return event;
             }
+            if sent_any {
+                // Answers may have made new requests due (a sequential key-manager login, an agent check).
+                continue;
+            }
             match self.machine.poll_timeout() {
                 Some(at) => {
                     assert!(at >= self.now, "a deadline in the past: {at:?} < {:?}", self.now);
@@ -187,6 +192,15 @@ impl JwtSigner for ConstantSigner {
 
 /// [`rsa_config`] with the constant signer.
 pub fn fast_config(attempts: u32) -> Config {
+    fast_config_with(attempts, false)
+}
+
+/// [`fast_config`], with the agent on a host of its own when `dedicated_agent` (so that SKD asks its version).
+pub fn fast_config_with(attempts: u32, dedicated_agent: bool) -> Config {
     let retry = rsa_config(attempts).retry().clone();
-    Config::rsa(endpoints(), "bot.user", Arc::new(ConstantSigner)).unwrap().with_retry(retry)
+    let mut endpoints = endpoints();
+    if dedicated_agent {
+        endpoints.agent = auth_core::BaseUrl::parse("agent", "https://agent.example").unwrap();
+    }
+    Config::rsa(endpoints, "bot.user", Arc::new(ConstantSigner)).unwrap().with_retry(retry)
 }
