@@ -1,7 +1,7 @@
 //! Logs a bot in with explicit settings and prints its user id.
 //!
 //! ```text
-//! cargo run -p auth-async --example login -- --pod https://acme.symphony.com --user my.bot --key bot.pem
+//! cargo run -p auth-async --example async_login -- --pod https://acme.symphony.com --user my.bot --key bot.pem
 //! ```
 //!
 //! Every setting can also come from the environment (an argument wins): `SYMPHONY_POD_URL`,
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use auth_async::Bot;
 use auth_core::{BaseUrl, ClientIdentity, Config, Endpoints, RsaSigner};
 
-const USAGE: &str = "usage: login --pod URL --user NAME (--key RSA_KEY.pem | --cert CERT_AND_KEY.pem)
+const USAGE: &str = "usage: async_login --pod URL --user NAME (--key RSA_KEY.pem | --cert CERT_AND_KEY.pem)
              [--agent URL] [--key-manager URL] [--session-auth URL] [--ca ROOTS.pem] [--proxy URL]
 (or the SYMPHONY_* environment variables named in the example's source)";
 
