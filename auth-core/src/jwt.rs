@@ -2,6 +2,7 @@
 //! delivery). Written by hand: it is a header, two claims and a signature.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -40,11 +41,80 @@ impl fmt::Debug for Jwt {
 /// Signs a login JWT for `username`: header `{"alg":"RS512","typ":"JWT"}`, claims `{"sub":username,"exp":...}`
 /// with `exp = now + lifetime` in whole seconds, base64url without padding.
 pub fn login_jwt(username: &str, now: UnixTime, lifetime: Duration, signer: &dyn JwtSigner) -> Result<Jwt, SignError> {
+    let (_, signing_input) = signing_input(username, now, lifetime);
+    let signature = signer.sign_rs512(signing_input.as_bytes())?;
+    Ok(assemble(&signing_input, &signature))
+}
+
+/// `exp`, and `base64url(header).base64url(claims)`: what the signature covers.
+fn signing_input(username: &str, now: UnixTime, lifetime: Duration) -> (u64, String) {
     let exp = now.as_secs().saturating_add(lifetime.as_secs());
     let claims = serde_json::json!({ "sub": username, "exp": exp });
-    let signing_input = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let signature = signer.sign_rs512(signing_input.as_bytes())?;
-    Ok(Jwt(SecretString::from(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))))
+    (exp, format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims.to_string())))
+}
+
+fn assemble(signing_input: &str, signature: &[u8]) -> Jwt {
+    Jwt(SecretString::from(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))))
+}
+
+/// A login JWT that the machine has written and that still needs its signature. Signing is the one slow step of a
+/// login (milliseconds for a 4096-bit key, a network call for a KMS), so the machine hands it out: sign it off the
+/// lock, off the async executor, or in another process, then give the result to
+/// [`Authenticator::supply_jwt`](crate::Authenticator::supply_jwt).
+pub struct UnsignedJwt {
+    exp: u64,
+    signing_input: String,
+    signer: Arc<dyn JwtSigner>,
+}
+
+impl UnsignedJwt {
+    pub(crate) fn new(username: &str, now: UnixTime, lifetime: Duration, signer: Arc<dyn JwtSigner>) -> Self {
+        let (exp, signing_input) = signing_input(username, now, lifetime);
+        Self { exp, signing_input, signer }
+    }
+
+    /// The bytes the RS512 signature covers (`header.claims`, no secret in them), for a binding that signs
+    /// elsewhere and calls [`with_signature`](Self::with_signature).
+    #[must_use]
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    /// The `exp` claim, in seconds since the epoch.
+    #[must_use]
+    pub fn exp(&self) -> u64 {
+        self.exp
+    }
+
+    /// Signs with the configured signer.
+    pub fn sign(self) -> Result<SignedJwt, SignError> {
+        let signature = self.signer.sign_rs512(self.signing_input.as_bytes())?;
+        Ok(self.with_signature(&signature))
+    }
+
+    /// Completes the JWT with an RS512 signature made elsewhere.
+    #[must_use]
+    pub fn with_signature(self, signature: &[u8]) -> SignedJwt {
+        SignedJwt { exp: self.exp, jwt: assemble(&self.signing_input, signature) }
+    }
+}
+
+impl fmt::Debug for UnsignedJwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnsignedJwt").field("exp", &self.exp).field("signer", &self.signer).finish_non_exhaustive()
+    }
+}
+
+/// A signed login JWT, ready for [`Authenticator::supply_jwt`](crate::Authenticator::supply_jwt).
+pub struct SignedJwt {
+    pub(crate) exp: u64,
+    pub(crate) jwt: Jwt,
+}
+
+impl fmt::Debug for SignedJwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedJwt").field("exp", &self.exp).finish_non_exhaustive()
+    }
 }
 
 /// The claims of a JWT, decoded without checking its signature; `None` for anything that is not a JWT with a
@@ -103,6 +173,20 @@ mod tests {
         assert_eq!(parts[0], HEADER_B64);
         assert!(!jwt.expose_secret().contains('='));
         assert_eq!(format!("{jwt:?}"), "Jwt(<redacted>)");
+    }
+
+    #[test]
+    fn a_jwt_signed_in_two_steps_equals_one_signed_at_once() {
+        let now = UnixTime::from_secs(1_700_000_000);
+        let once = login_jwt("bot", now, Duration::from_secs(240), &Fixed).unwrap();
+        let job = UnsignedJwt::new("bot", now, Duration::from_secs(240), Arc::new(Fixed));
+        assert_eq!(job.exp(), 1_700_000_240);
+        let signature = Fixed.sign_rs512(job.signing_input()).unwrap();
+        let elsewhere =
+            UnsignedJwt::new("bot", now, Duration::from_secs(240), Arc::new(Fixed)).with_signature(&signature);
+        assert_eq!(job.sign().unwrap().jwt.expose_secret(), once.expose_secret());
+        assert_eq!(elsewhere.jwt.expose_secret(), once.expose_secret());
+        assert_eq!(format!("{elsewhere:?}"), "SignedJwt { exp: 1700000240, .. }");
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub use error::{
     UsageError,
 };
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
-pub use jwt::{Jwt, SKD_CLAIM, decode_claims, grants_simplified_key_delivery, login_jwt};
+pub use jwt::{Jwt, SKD_CLAIM, SignedJwt, UnsignedJwt, decode_claims, grants_simplified_key_delivery, login_jwt};
 #[cfg(feature = "ring-signer")]
 pub use key::RingSigner;
 #[cfg(feature = "rsa-signer")]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, KeyManagerPolicy, LoginMethod};
-use crate::error::{AuthError, FailureCause, TransportFailure, UsageError};
-use crate::jwt::{Jwt, grants_simplified_key_delivery, login_jwt};
+use crate::error::{AuthError, FailureCause, SignError, TransportFailure, UsageError};
+use crate::jwt::{Jwt, SignedJwt, UnsignedJwt, grants_simplified_key_delivery, login_jwt};
 use crate::request::{LoginEndpoint, Purpose, agent_info, certificate_login, rsa_login};
 use crate::response::{IssuedToken, LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer};
 use crate::retry::Jitter;
@@ -230,9 +230,10 @@ pub struct Authenticator {
     jitter: Jitter,
     /// Whether the last session token granted SKD: if so, a re-login sends the session login alone first.
     last_skd: Option<bool>,
-    /// The JWT signed for the login under way, with its `exp`. RS512 is deterministic, so a second request built
-    /// in the same second (the other leg of a parallel login) would carry the very same bytes: reuse them rather
-    /// than pay for a second signature. Dropped when the login ends.
+    /// The JWT signed (or supplied) for the requests about to go out, with its `exp`. RS512 is deterministic, so
+    /// the other leg of a parallel login, built in the same second, would carry the very same bytes: it reuses
+    /// them rather than pay for a second signature. Dropped on every answer, so each new attempt gets a fresh JWT,
+    /// and when the login ends.
     jwt: Option<(u64, Jwt)>,
 }
 
@@ -351,7 +352,8 @@ impl Authenticator {
             LoginMethod::Rsa(signer) => {
                 let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
                 let jwt = match self.jwt.take() {
-                    Some((cached_exp, jwt)) if cached_exp == exp => jwt,
+                    // A JWT supplied a moment ago may have been written in the previous second.
+                    Some((cached_exp, jwt)) if cached_exp.saturating_add(1) >= exp => jwt,
                     _ => match login_jwt(self.config.username.as_str(), now, self.config.jwt_lifetime, signer.as_ref())
                     {
                         Ok(jwt) => jwt,
@@ -370,6 +372,38 @@ impl Authenticator {
         self.next_id += 1;
         leg.status = LegStatus::InFlight(id);
         Some(LoginRequest { id, endpoint, request })
+    }
+
+    /// A login JWT to sign before the next [`poll_request`](Self::poll_request), or `None` (no RSA login request
+    /// due, or one already supplied). Sign it where signing does no harm (off a lock, off an async executor, in an
+    /// HSM) and hand the result to [`supply_jwt`](Self::supply_jwt). Optional: without it, `poll_request` signs
+    /// in place.
+    #[must_use]
+    pub fn poll_jwt(&mut self, now: UnixTime) -> Option<UnsignedJwt> {
+        self.handle_timeout(now);
+        let LoginMethod::Rsa(signer) = &self.config.method else { return None };
+        let login = self.login.as_ref()?;
+        let due = |leg: &Leg| matches!(leg.status, LegStatus::Due);
+        if !due(&login.session) && !login.key_manager.as_ref().is_some_and(due) {
+            return None;
+        }
+        let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
+        if self.jwt.as_ref().is_some_and(|(cached, _)| cached.saturating_add(1) >= exp) {
+            return None;
+        }
+        Some(UnsignedJwt::new(self.config.username.as_str(), now, self.config.jwt_lifetime, Arc::clone(signer)))
+    }
+
+    /// The outcome of signing what [`poll_jwt`](Self::poll_jwt) handed out: the next requests carry the JWT, or the
+    /// login fails with the signer's error. Ignored when the login has ended in the meantime.
+    pub fn supply_jwt(&mut self, signed: Result<SignedJwt, SignError>) {
+        if self.login.is_none() {
+            return;
+        }
+        match signed {
+            Ok(signed) => self.jwt = Some((signed.exp, signed.jwt)),
+            Err(error) => self.fail_login(AuthError::Signing(error)),
+        }
     }
 
     /// When the next retry is due, if one is waiting: call [`handle_timeout`](Self::handle_timeout) (or
@@ -411,6 +445,7 @@ impl Authenticator {
             self.after_agent_check(agent_supports_simplified_key_delivery(response));
             return Ok(());
         }
+        self.jwt = None;
         let endpoint = self.leg(purpose).map_or(LoginEndpoint::RsaSession, |leg| leg.endpoint);
         let username = self.config.username.to_string();
         let outcome = match read_login_answer(response, now) {
@@ -442,6 +477,7 @@ impl Authenticator {
             self.after_agent_check(false);
             return Ok(());
         }
+        self.jwt = None;
         let outcome = if failure.kind.is_retryable() {
             Outcome::Retry { cause: FailureCause::Transport(failure), retry_after: None }
         } else {

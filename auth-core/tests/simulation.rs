@@ -437,3 +437,50 @@ fn without_skd_the_agent_is_not_asked() {
     sim.drive(plain_pod);
     assert!(!sim.endpoints_sent().contains(&LoginEndpoint::AgentVersion));
 }
+
+#[test]
+fn the_jwt_can_be_signed_outside_the_machine() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+    impl auth_core::JwtSigner for Counting {
+        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, auth_core::SignError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            support::signer().sign_rs512(message)
+        }
+    }
+
+    let signer = Arc::new(Counting::default());
+    let mut machine = Authenticator::new(Config::rsa(endpoints(), "bot.user", signer.clone()).unwrap(), 1);
+    assert!(machine.poll_jwt(START).is_none(), "nothing to sign before a login");
+    machine.start();
+    let job = machine.poll_jwt(START).expect("both legs are due");
+    assert_eq!(job.exp(), START.as_secs() + 240);
+    assert_eq!(signer.0.load(Ordering::SeqCst), 0, "handing out the job signs nothing");
+    let signed = job.sign();
+    machine.supply_jwt(signed);
+    assert!(machine.poll_jwt(START).is_none(), "supplied already");
+    // A second later (the next second began while signing), the supplied JWT is still used.
+    let later = START.saturating_add(Duration::from_secs(1));
+    let batch: Vec<_> = std::iter::from_fn(|| machine.poll_request(later)).collect();
+    assert_eq!(batch.len(), 2);
+    assert_eq!(signer.0.load(Ordering::SeqCst), 1, "one signature, made outside");
+    // An answer drops it: the retry needs a fresh one.
+    machine.handle_response(batch[0].id, &support::response(503, String::new(), None), later).unwrap();
+    let retry_at = machine.poll_timeout().unwrap();
+    assert!(machine.poll_jwt(retry_at).is_some());
+
+    // A failed signature fails the login.
+    let mut machine = Authenticator::new(support::rsa_config(10), 1);
+    machine.start();
+    let _job = machine.poll_jwt(START).unwrap();
+    machine.supply_jwt(Err(auth_core::SignError("HSM unplugged".into())));
+    assert!(matches!(machine.poll_event(), Some(Event::LoginFailed(AuthError::Signing(_)))));
+    assert!(!machine.is_logging_in());
+
+    // Certificate logins sign nothing.
+    let mut machine = Authenticator::new(Config::certificate(endpoints(), "bot.user").unwrap(), 1);
+    machine.start();
+    assert!(machine.poll_jwt(START).is_none());
+}
