@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::{
     AuthError, Authenticator, ClientIdentity, Config, Event, Generation, HttpRequest, HttpResponse, LoginRequest,
-    RequestId, SessionInfo, State, Target, Tokens, TransportFailure, UnauthorizedOutcome, UnixTime,
+    RequestId, SessionInfo, SignError, State, Target, Tokens, TransportFailure, UnauthorizedOutcome, UnixTime,
 };
 use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
@@ -369,6 +369,15 @@ impl Bot {
         let inner = &*self.inner;
         loop {
             let now = wall_clock();
+            // An RSA signature takes milliseconds: make it on the blocking pool, with the lock released, so that
+            // neither the executor nor the other callers wait for it.
+            let unsigned = inner.lock().machine.poll_jwt(now);
+            if let Some(jwt) = unsigned {
+                let signed = tokio::task::spawn_blocking(move || jwt.sign())
+                    .await
+                    .unwrap_or_else(|failed| Err(SignError(format!("the signing task failed: {failed}"))));
+                inner.lock().machine.supply_jwt(signed);
+            }
             let mut events = Vec::new();
             let (batch, finished, timeout) = {
                 let mut shared = inner.lock();

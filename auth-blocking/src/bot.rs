@@ -370,6 +370,13 @@ impl Bot {
         let mut guard = LeaderGuard { inner: &self.inner, finished: false };
         loop {
             let now = now();
+            // Sign with the lock released: other threads keep reading the state meanwhile.
+            if let Some(jwt) = shared.machine.poll_jwt(now) {
+                drop(shared);
+                let signed = jwt.sign();
+                shared = self.lock();
+                shared.machine.supply_jwt(signed);
+            }
             let batch: Vec<LoginRequest> = std::iter::from_fn(|| shared.machine.poll_request(now)).collect();
             let sent = !batch.is_empty();
             if sent {
