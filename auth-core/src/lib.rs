@@ -30,6 +30,9 @@
 //!   ([`Authenticator::report_unauthorized`]).
 //! - **Retries**: 5xx, 429, 408 and transport failures are retried with the BDK backoff plus jitter, honouring
 //!   `Retry-After` ([`RetryPolicy`]); 400/401/403/407 at login are final ([`AuthError::Rejected`]).
+//! - **Signing where it belongs**: [`Authenticator::poll_jwt`] hands out the login JWT to sign, so that a driver
+//!   signs off its lock or its async executor, or a binding signs in an HSM; [`Authenticator::supply_jwt`] takes
+//!   the result. A driver that skips this step gets the JWT signed inside [`Authenticator::poll_request`].
 //! - **Secrets**: tokens, JWTs and keys print as `<redacted>` and have no `Display`; header values are marked
 //!   sensitive.
 //!
