@@ -151,6 +151,8 @@ impl FakePodServer {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (shutdown, stopped) = oneshot::channel();
         let task_shared = Arc::clone(&shared);
+        // `start` returns once every listener listens, so that a caller can connect at once.
+        let (ready, listening) = std::sync::mpsc::channel::<Result<(), std::io::Error>>();
         let thread = std::thread::Builder::new().name("fake-pod".to_owned()).spawn(move || {
             runtime.block_on(async move {
                 let listeners = [
@@ -159,19 +161,28 @@ impl FakePodServer {
                     (mtls_listener, Listener::MutualTls, Some(TlsAcceptor::from(mtls))),
                 ];
                 for (listener, kind, acceptor) in listeners {
-                    match tokio::net::TcpListener::from_std(listener) {
+                    match listener.listen(BACKLOG) {
                         Ok(listener) => {
                             tokio::spawn(accept_loop(listener, kind, acceptor, Arc::clone(&task_shared)));
                         }
-                        Err(e) => eprintln!("fake-pod: cannot serve {kind:?}: {e}"),
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
                     }
                 }
+                let _ = ready.send(Ok(()));
                 // Resolves on an explicit stop or when the handle is dropped; the runtime's drop
                 // at the end of the thread then cancels every connection task.
                 let _ = stopped.await;
             });
         })?;
 
+        match listening.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(std::io::Error::other("the fake pod's thread ended before listening").into()),
+        }
         Ok(FakePodServer {
             shared,
             http,
@@ -302,10 +313,15 @@ fn url(scheme: &str, addr: SocketAddr) -> String {
     format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
-fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, TestkitError> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+/// Pending connections the kernel queues per listener: a storm test opens a thousand at once, and the default
+/// of `std` (128) would make some of them wait for a SYN retry.
+const BACKLOG: u32 = 1024;
+
+/// A bound socket; it starts listening inside the server's runtime.
+fn bind_listener(addr: SocketAddr) -> Result<tokio::net::TcpSocket, TestkitError> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(addr)?;
+    Ok(socket)
 }
 
 /// Server-auth-only and client-auth-required configurations, both with the ring provider passed
