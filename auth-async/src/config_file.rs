@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use auth_core::{ConfigFileError, parse_bdk_config};
+use auth_core::{ConfigFileError, LoadedSettings, parse_bdk_config};
 
 use crate::{Bot, Error};
 
@@ -17,11 +17,16 @@ impl Bot {
     /// # Errors
     /// [`Error::ConfigFile`], naming the key at fault, and the errors of [`BotBuilder::build`](crate::BotBuilder::build).
     pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigFileError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
-        let settings = parse_bdk_config(&text, &|name| std::env::var(name).ok()).map_err(ConfigFileError::from)?;
-        let loaded = settings.load(&mut |file| std::fs::read(file))?;
+        Self::from_settings(load_config_file(path)?)
+    }
+
+    /// A bot from settings already read by [`load_config_file`], for a caller that adjusts them first (another
+    /// retry policy, say).
+    ///
+    /// # Errors
+    /// The errors of [`BotBuilder::build`](crate::BotBuilder::build), and [`Error::Tls`] or [`Error::Config`] for
+    /// an unusable trust store or proxy.
+    pub fn from_settings(loaded: LoadedSettings) -> Result<Self, Error> {
         let mut builder = Bot::builder(loaded.config);
         if let Some(identity) = loaded.identity {
             builder = builder.client_identity(identity);
@@ -40,4 +45,17 @@ impl Bot {
         }
         builder.build()
     }
+}
+
+/// Reads a BDK configuration file and everything it names (key, certificate, trust store), with `${ENV}` and
+/// `${ENV:-default}` expanded from the environment: what [`Bot::from_config_file`] builds its bot from.
+///
+/// # Errors
+/// [`Error::ConfigFile`], naming the key at fault.
+pub fn load_config_file(path: impl AsRef<Path>) -> Result<LoadedSettings, Error> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigFileError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
+    let settings = parse_bdk_config(&text, &|name| std::env::var(name).ok()).map_err(ConfigFileError::from)?;
+    Ok(settings.load(&mut |file| std::fs::read(file))?)
 }

@@ -39,6 +39,8 @@ pub use auth_core;
 mod bot;
 #[cfg(feature = "config-file")]
 mod config_file;
+#[cfg(feature = "config-file")]
+pub use config_file::load_config_file;
 mod error;
 mod transport;
 

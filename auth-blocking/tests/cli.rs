@@ -302,3 +302,23 @@ fn a_missing_configuration_file_is_a_configuration_failure() {
         assert!(line.starts_with("bad key or configuration: cannot read the configuration file"), "{line}");
     }
 }
+
+#[test]
+fn attempts_on_the_command_line_override_the_file() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // A file without `retry`: the BDK default would try ten times over minutes.
+    let yaml = format!(
+        "scheme: http\nhost: 127.0.0.1\nport: {port}\nbot:\n  username: {BOT}\n  privateKey:\n    path: {}\n",
+        fixture("bot-2048.pkcs8.pem")
+    );
+    let config = write(&temp_dir("attempts"), "config.yaml", &yaml);
+    let config = config.to_str().unwrap();
+    let (code, line) = failure(&run(&["login", "--config", config, "--attempts", "2"]));
+    assert_eq!(code, 5, "{line}");
+    assert!(line.contains("after 2 attempt(s)"), "{line}");
+    let (code, line) = failure(&run(&["login", "--config", config, "--attempts", "0"]));
+    assert_eq!(code, 2, "{line}");
+}

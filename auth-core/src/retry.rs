@@ -71,6 +71,15 @@ impl RetryPolicy {
         Ok(self)
     }
 
+    /// The same policy with another number of attempts (the first included; at least 1).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Result<Self, ConfigError> {
+        if max_attempts == 0 {
+            return Err(ConfigError::Retry { setting: "max_attempts", reason: "must be at least 1" });
+        }
+        self.max_attempts = max_attempts;
+        Ok(self)
+    }
+
     /// Attempts in all, the first included.
     #[must_use]
     pub fn max_attempts(&self) -> u32 {
@@ -195,5 +204,7 @@ mod tests {
         assert_eq!(setting(RetryPolicy::new(1, ms(500), f64::NAN, ms(1000))), "multiplier");
         assert_eq!(setting(RetryPolicy::new(1, ms(500), 2.0, ms(100))), "max_interval");
         assert_eq!(setting(RetryPolicy::default().with_jitter(1.5)), "jitter");
+        assert_eq!(setting(RetryPolicy::default().with_max_attempts(0)), "max_attempts");
+        assert_eq!(RetryPolicy::default().with_max_attempts(3).unwrap().max_attempts(), 3);
     }
 }

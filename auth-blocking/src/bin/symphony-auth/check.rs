@@ -53,7 +53,7 @@ impl Report {
 }
 
 /// Runs every check on the configuration at `path`.
-pub(crate) fn run(path: &Path) -> Result<(), Failure> {
+pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
     let config_error = |error: ConfigFileError| Failure::from(Error::ConfigFile(error));
     let text = std::fs::read_to_string(path)
         .map_err(|e| config_error(ConfigFileError::Unreadable { path: path.to_owned(), reason: e.to_string() }))?;
@@ -109,7 +109,7 @@ pub(crate) fn run(path: &Path) -> Result<(), Failure> {
         }
         None => report.note("ssl.trustStore: not set (the Mozilla roots only)"),
     }
-    let bot = match Bot::from_config_file(path) {
+    let bot = match crate::with_attempts(loaded, attempts).and_then(Bot::from_settings) {
         Ok(bot) => bot,
         Err(error) => {
             report.problem(Class::of(&error), error.to_string());

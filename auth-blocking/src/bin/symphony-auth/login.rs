@@ -12,8 +12,8 @@ use crate::failure::{Class, Failure};
 const ECHO_MESSAGE: &str = "symphony-auth login";
 
 /// Logs in with the configuration at `path` and prints the outcome (a summary, or one JSON object).
-pub(crate) fn run(path: &Path, json: bool) -> Result<(), Failure> {
-    let bot = Bot::from_config_file(path)?;
+pub(crate) fn run(path: &Path, json: bool, attempts: Option<u32>) -> Result<(), Failure> {
+    let bot = Bot::from_settings(crate::with_attempts(auth_blocking::load_config_file(path)?, attempts)?)?;
     let started = Instant::now();
     let tokens = bot.tokens()?;
     let login_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -13,6 +13,18 @@ mod check;
 mod failure;
 mod login;
 
+/// `--attempts N` applied to the retry policy of loaded settings.
+fn with_attempts(
+    mut loaded: auth_blocking::auth_core::LoadedSettings,
+    attempts: Option<u32>,
+) -> Result<auth_blocking::auth_core::LoadedSettings, auth_blocking::Error> {
+    if let Some(attempts) = attempts {
+        let retry = loaded.config.retry().clone().with_max_attempts(attempts)?;
+        loaded.config = loaded.config.with_retry(retry);
+    }
+    Ok(loaded)
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,8 +35,8 @@ const HELP: &str = "\
 symphony-auth: authenticate a Symphony bot from its BDK configuration file (YAML or JSON)
 
 USAGE:
-    symphony-auth login --config FILE [--json]
-    symphony-auth check --config FILE
+    symphony-auth login --config FILE [--json] [--attempts N]
+    symphony-auth check --config FILE [--attempts N]
     symphony-auth --help | --version
 
 COMMANDS:
@@ -41,6 +53,8 @@ COMMANDS:
 OPTIONS:
     --config FILE   The BDK configuration file (`${ENV}` and `${ENV:-default}` are expanded)
     --json          (login) Print one JSON object instead of the summary
+    --attempts N    Login attempts per endpoint, the first included (default: the file's retry.maxAttempts,
+                    else 10); 1 answers at once when a host is down
     -h, --help      Print this help
     -V, --version   Print the version
 
@@ -64,8 +78,8 @@ Nothing printed ever contains a token, a JWT or a private key.
 enum Command {
     Help,
     Version,
-    Login { config: PathBuf, json: bool },
-    Check { config: PathBuf },
+    Login { config: PathBuf, json: bool, attempts: Option<u32> },
+    Check { config: PathBuf, attempts: Option<u32> },
 }
 
 /// Parses the arguments after the program name.
@@ -81,10 +95,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure
     };
     let mut config = None;
     let mut json = false;
+    let mut attempts = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" if command == "login" => json = true,
+            "--attempts" => match args.next().and_then(|n| n.parse::<u32>().ok()).filter(|n| (1..=1000).contains(n)) {
+                Some(n) => attempts = Some(n),
+                None => return Err(usage("`--attempts` needs a whole number from 1 to 1000".into())),
+            },
             "--config" | "-c" => match args.next() {
                 Some(path) if !path.is_empty() => config = Some(PathBuf::from(path)),
                 _ => return Err(usage(format!("`{arg}` needs a file"))),
@@ -96,7 +115,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure
         }
     }
     let config = config.ok_or_else(|| usage(format!("`{command}` needs `--config FILE`")))?;
-    Ok(if command == "login" { Command::Login { config, json } } else { Command::Check { config } })
+    Ok(if command == "login" { Command::Login { config, json, attempts } } else { Command::Check { config, attempts } })
 }
 
 fn main() -> ExitCode {
@@ -109,8 +128,8 @@ fn main() -> ExitCode {
             println!("symphony-auth {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Login { config, json } => login::run(&config, json),
-        Command::Check { config } => check::run(&config),
+        Command::Login { config, json, attempts } => login::run(&config, json, attempts),
+        Command::Check { config, attempts } => check::run(&config, attempts),
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,20 +152,30 @@ mod tests {
     fn commands_and_options() {
         assert_eq!(
             parse(&["login", "--config", "c.yaml"]).unwrap(),
-            Command::Login { config: "c.yaml".into(), json: false }
+            Command::Login { config: "c.yaml".into(), json: false, attempts: None }
         );
         assert_eq!(
-            parse(&["login", "--json", "--config=c.yaml"]).unwrap(),
-            Command::Login { config: "c.yaml".into(), json: true }
+            parse(&["login", "--json", "--config=c.yaml", "--attempts", "2"]).unwrap(),
+            Command::Login { config: "c.yaml".into(), json: true, attempts: Some(2) }
         );
-        assert_eq!(parse(&["check", "-c", "c.yaml"]).unwrap(), Command::Check { config: "c.yaml".into() });
+        assert_eq!(
+            parse(&["check", "-c", "c.yaml"]).unwrap(),
+            Command::Check { config: "c.yaml".into(), attempts: None }
+        );
         assert_eq!(parse(&["check", "--help"]).unwrap(), Command::Help);
         assert_eq!(parse(&["--version"]).unwrap(), Command::Version);
     }
 
     #[test]
     fn mistakes_are_usage_errors() {
-        for args in [&[][..], &["logn"], &["login"], &["login", "--config"], &["check", "--json", "--config", "c"]] {
+        for args in [
+            &[][..],
+            &["logn"],
+            &["login"],
+            &["login", "--config"],
+            &["check", "--json", "--config", "c"],
+            &["login", "-c", "c", "--attempts", "0"],
+        ] {
             let failure = parse(args).unwrap_err();
             assert_eq!(failure.class, Class::Usage, "{args:?}");
             assert!(failure.to_string().starts_with("usage error: "), "{failure}");
