@@ -72,6 +72,7 @@ impl Inner {
 pub struct BotBuilder {
     config: Config,
     extra_roots: Vec<CertificateDer<'static>>,
+    platform_roots: bool,
     identity: Option<ClientIdentity>,
     connect_timeout: Duration,
     timeout: Duration,
@@ -87,6 +88,7 @@ impl fmt::Debug for BotBuilder {
         f.debug_struct("BotBuilder")
             .field("config", &self.config)
             .field("extra_roots", &self.extra_roots.len())
+            .field("platform_roots", &self.platform_roots)
             .field("identity", &self.identity)
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
@@ -107,6 +109,15 @@ impl BotBuilder {
     pub fn extra_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
         self.extra_roots.extend(transport::parse_root_certificates(pem)?);
         Ok(self)
+    }
+
+    /// Also trusts the certificates of the operating system's store (where a corporate private CA is usually
+    /// installed), **in addition to** the built-in Mozilla roots and the
+    /// [extra roots](Self::extra_root_certificates_pem). The store is read once, when the bot is built; its
+    /// certificates that rustls cannot parse are skipped.
+    pub fn platform_roots(mut self) -> Self {
+        self.platform_roots = true;
+        self
     }
 
     /// The TLS client certificate, presented to every server that asks for one (certificate logins).
@@ -165,10 +176,12 @@ impl BotBuilder {
     /// Builds the HTTP client and the bot. Does not log in: the first [`Bot::tokens`] or [`Bot::send`] does.
     ///
     /// # Errors
-    /// [`Error::Tls`] when the TLS configuration or the HTTP client cannot be built (a client key rustls refuses).
+    /// [`Error::Tls`] when the TLS configuration or the HTTP client cannot be built (a client key rustls refuses),
+    /// or, with [`platform_roots`](Self::platform_roots), when the operating system's store cannot be read at all.
     pub fn build(self) -> Result<Bot, Error> {
         let client = transport::build_client(ClientSettings {
             extra_roots: &self.extra_roots,
+            platform_roots: self.platform_roots,
             identity: self.identity.as_ref(),
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
@@ -228,6 +241,7 @@ impl Bot {
         BotBuilder {
             config,
             extra_roots: Vec::new(),
+            platform_roots: false,
             identity: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,

@@ -10,7 +10,8 @@
 //! - [`Bot::send`] attaches the tokens to an API call; on a 401 it reports the tokens' generation, waits for the
 //!   shared re-login and replays once, so a storm of 401s costs one login.
 //! - TLS is rustls with the ring provider, configured here: no process-global crypto provider is needed or
-//!   installed. Extra root certificates are added to the Mozilla set; no redirects are followed; no proxy is read
+//!   installed. Extra root certificates, and on request the [operating system's](BotBuilder::platform_roots), are
+//!   added to the Mozilla set; no redirects are followed; no proxy is read
 //!   from the environment; response bodies are capped.
 //!
 //! ```no_run

@@ -17,6 +17,8 @@ use crate::Error;
 /// What the HTTP client is built from.
 pub(crate) struct ClientSettings<'a> {
     pub(crate) extra_roots: &'a [CertificateDer<'static>],
+    /// Also trust the operating system's store, read when the client is built.
+    pub(crate) platform_roots: bool,
     pub(crate) identity: Option<&'a ClientIdentity>,
     pub(crate) connect_timeout: Duration,
     pub(crate) timeout: Duration,
@@ -34,16 +36,43 @@ pub(crate) fn parse_root_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'
     Ok(certs)
 }
 
-/// The rustls configuration: ring, safe protocol versions, webpki-roots plus the extra roots, and the client
-/// certificate when there is one.
-fn tls_config(settings: &ClientSettings<'_>) -> Result<ClientConfig, Error> {
+/// The certificates of the operating system's trust store, read now (`rustls-native-certs`: the files of
+/// `/etc/ssl/certs` and the like on Linux, or those named by `SSL_CERT_FILE` / `SSL_CERT_DIR`; the keychain on
+/// macOS; the system store on Windows).
+///
+/// An error only when the store cannot be read at all (no certificate and errors reported); when some
+/// certificates load, the errors of the others are ignored.
+pub(crate) fn platform_certificates() -> Result<Vec<CertificateDer<'static>>, Error> {
+    let loaded = rustls_native_certs::load_native_certs();
+    if loaded.certs.is_empty() && !loaded.errors.is_empty() {
+        let errors = loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        return Err(Error::Tls(format!("cannot read the operating system's certificate store: {errors}")));
+    }
+    Ok(loaded.certs)
+}
+
+/// webpki-roots, plus the `platform` roots (those rustls cannot parse are skipped), plus the extra roots.
+fn root_store(
+    platform: &[CertificateDer<'static>],
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in settings.extra_roots {
+    // Operating system stores often hold old or malformed certificates: skipped, as rustls intends.
+    roots.add_parsable_certificates(platform.iter().cloned());
+    for cert in extra_roots {
         roots
             .add(cert.clone())
             .map_err(|e| Error::Tls(format!("an extra root certificate cannot be used as a trust anchor: {e}")))?;
     }
+    Ok(roots)
+}
+
+/// The rustls configuration: ring, safe protocol versions, webpki-roots, the operating system's roots when asked,
+/// plus the extra roots, and the client certificate when there is one.
+fn tls_config(settings: &ClientSettings<'_>) -> Result<ClientConfig, Error> {
+    let platform = if settings.platform_roots { platform_certificates()? } else { Vec::new() };
+    let roots = root_store(&platform, settings.extra_roots)?;
     let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
@@ -223,4 +252,29 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
         current = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_and_platform_roots_are_added_to_the_mozilla_roots() {
+        let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert!(builtin > 100);
+        assert_eq!(root_store(&[], &[]).unwrap().len(), builtin);
+        let server = auth_testkit::FakePodServer::start(auth_testkit::FakePod::new()).unwrap();
+        let extra = parse_root_certificates(server.ca_pem().as_bytes()).unwrap();
+        assert_eq!(extra.len(), 1);
+        assert_eq!(root_store(&[], &extra).unwrap().len(), builtin + 1);
+
+        // Debian and most Linux systems have `/etc/ssl/certs`.
+        let platform = platform_certificates().unwrap();
+        assert!(!platform.is_empty(), "no certificate in the operating system's store");
+        let with_platform = root_store(&platform, &[]).unwrap().len();
+        assert!(with_platform > builtin, "{with_platform} roots with the platform's, {builtin} without");
+        // Unparsable certificates are skipped, not an error.
+        let garbage = [CertificateDer::from(b"not a certificate".to_vec())];
+        assert_eq!(root_store(&garbage, &[]).unwrap().len(), builtin);
+    }
 }

@@ -27,6 +27,7 @@ pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 pub struct BotBuilder {
     config: Config,
     extra_roots: Vec<CertificateDer<'static>>,
+    platform_roots: bool,
     identity: Option<ClientIdentity>,
     connect_timeout: Duration,
     timeout: Duration,
@@ -44,6 +45,7 @@ impl fmt::Debug for BotBuilder {
         f.debug_struct("BotBuilder")
             .field("username", &self.config.username())
             .field("extra_roots", &self.extra_roots.len())
+            .field("platform_roots", &self.platform_roots)
             .field("identity", &self.identity)
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
@@ -63,6 +65,16 @@ impl BotBuilder {
     pub fn extra_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
         self.extra_roots.extend(tls::parse_certificates(pem)?);
         Ok(self)
+    }
+
+    /// Also trusts the certificates of the operating system's store (where a corporate private CA is usually
+    /// installed), **in addition to** the built-in Mozilla roots and the
+    /// [extra roots](Self::extra_root_certificates_pem). The store is read once, when the bot is built; its
+    /// certificates that rustls cannot parse are skipped.
+    #[must_use]
+    pub fn platform_roots(mut self) -> Self {
+        self.platform_roots = true;
+        self
     }
 
     /// The TLS client certificate, presented to any server that asks: needed for certificate logins.
@@ -131,13 +143,14 @@ impl BotBuilder {
     /// Builds the bot and its HTTP client. No request is sent.
     ///
     /// # Errors
-    /// [`Error::Tls`] when the TLS configuration cannot be built; [`Error::Config`] with
+    /// [`Error::Tls`] when the TLS configuration cannot be built, or, with [`platform_roots`](Self::platform_roots),
+    /// when the operating system's store cannot be read at all (no certificate loaded); [`Error::Config`] with
     /// [`ConfigError::MissingCredentials`] for a certificate login without a client identity.
     pub fn build(self) -> Result<Bot, Error> {
         if matches!(self.config.method(), LoginMethod::Certificate) && self.identity.is_none() {
             return Err(Error::Config(ConfigError::MissingCredentials));
         }
-        let tls = tls::client_config(&self.extra_roots, self.identity.as_ref())?;
+        let tls = tls::client_config(&self.extra_roots, self.platform_roots, self.identity.as_ref())?;
         let agent = transport::agent(tls, self.proxy, self.connect_timeout, self.timeout);
         let seed = self.seed.unwrap_or_else(default_seed);
         let machine = Authenticator::new(self.config.clone(), seed);
@@ -210,6 +223,7 @@ impl Bot {
         BotBuilder {
             config,
             extra_roots: Vec::new(),
+            platform_roots: false,
             identity: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,

@@ -8,7 +8,8 @@
 //! - [`Bot::tokens`] logs in on first use; [`Bot::refresh`] forces a new login; concurrent callers share one.
 //! - [`Bot::send`] attaches the tokens to an API call and, on a 401, waits for the one shared re-login and replays
 //!   the call once.
-//! - One HTTP client per bot: rustls with the ring provider (no process-wide state), the Mozilla roots plus any
+//! - One HTTP client per bot: rustls with the ring provider (no process-wide state), the Mozilla roots, the
+//!   [operating system's roots](BotBuilder::platform_roots) if asked, plus any
 //!   [extra roots](BotBuilder::extra_root_certificates_pem), the [client certificate](BotBuilder::client_identity)
 //!   for mutual TLS, timeouts, an explicit [proxy](BotBuilder::proxy) only, no redirects, capped response bodies.
 //!

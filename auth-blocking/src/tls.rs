@@ -1,5 +1,6 @@
-//! TLS for the bot's HTTP client: one `rustls::ClientConfig` built here (ring provider, Mozilla roots plus any
-//! extra roots, the client certificate for mutual TLS) and plugged into ureq as a connector.
+//! TLS for the bot's HTTP client: one `rustls::ClientConfig` built here (ring provider, Mozilla roots, optionally
+//! the operating system's roots, plus any extra roots, the client certificate for mutual TLS) and plugged into
+//! ureq as a connector.
 //!
 //! Why a connector rather than ureq's `TlsConfig`: ureq takes root certificates as DER certificates, and the
 //! built-in Mozilla set (`webpki-roots`) exists only as trust anchors, so `RootCerts::Specific` can add roots only
@@ -35,13 +36,30 @@ pub(crate) fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'stati
     Ok(certs)
 }
 
-/// The client configuration: ring, TLS 1.2 and 1.3, Mozilla roots plus `extra_roots`, the client certificate if
-/// given, ALPN `http/1.1`.
+/// The certificates of the operating system's trust store, read now (`rustls-native-certs`: the files of
+/// `/etc/ssl/certs` and the like on Linux, or those named by `SSL_CERT_FILE` / `SSL_CERT_DIR`; the keychain on
+/// macOS; the system store on Windows).
+///
+/// An error only when the store cannot be read at all (no certificate and errors reported); when some
+/// certificates load, the errors of the others are ignored.
+pub(crate) fn platform_certificates() -> Result<Vec<CertificateDer<'static>>, Error> {
+    let loaded = rustls_native_certs::load_native_certs();
+    if loaded.certs.is_empty() && !loaded.errors.is_empty() {
+        let errors = loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        return Err(Error::Tls(format!("cannot read the operating system's certificate store: {errors}")));
+    }
+    Ok(loaded.certs)
+}
+
+/// The client configuration: ring, TLS 1.2 and 1.3, Mozilla roots, the operating system's roots if
+/// `platform_roots`, plus `extra_roots`, the client certificate if given, ALPN `http/1.1`.
 pub(crate) fn client_config(
     extra_roots: &[CertificateDer<'static>],
+    platform_roots: bool,
     identity: Option<&ClientIdentity>,
 ) -> Result<Arc<ClientConfig>, Error> {
-    let roots = root_store(extra_roots)?;
+    let platform = if platform_roots { platform_certificates()? } else { Vec::new() };
+    let roots = root_store(&platform, extra_roots)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -67,9 +85,14 @@ pub(crate) fn client_config(
     Ok(Arc::new(config))
 }
 
-/// The Mozilla roots, plus `extra_roots`.
-fn root_store(extra_roots: &[CertificateDer<'static>]) -> Result<RootCertStore, Error> {
+/// The Mozilla roots, plus the `platform` roots (those rustls cannot parse are skipped), plus `extra_roots`.
+fn root_store(
+    platform: &[CertificateDer<'static>],
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    // Operating system stores often hold old or malformed certificates: skipped, as rustls intends.
+    roots.add_parsable_certificates(platform.iter().cloned());
     for cert in extra_roots {
         roots.add(cert.clone()).map_err(|e| Error::Tls(format!("unusable root certificate: {e}")))?;
     }
@@ -179,8 +202,22 @@ mod tests {
         assert_eq!(extra.len(), 1);
         let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
         assert!(builtin > 100);
-        assert_eq!(root_store(&[]).unwrap().len(), builtin);
-        assert_eq!(root_store(&extra).unwrap().len(), builtin + 1);
+        assert_eq!(root_store(&[], &[]).unwrap().len(), builtin);
+        assert_eq!(root_store(&[], &extra).unwrap().len(), builtin + 1);
+    }
+
+    #[test]
+    fn platform_roots_are_added_to_the_mozilla_roots() {
+        // Debian and most Linux systems have `/etc/ssl/certs`.
+        let platform = platform_certificates().unwrap();
+        assert!(!platform.is_empty(), "no certificate in the operating system's store");
+        let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
+        let with_platform = root_store(&platform, &[]).unwrap().len();
+        assert!(with_platform > builtin, "{with_platform} roots with the platform's, {builtin} without");
+        // Unparsable certificates are skipped, not an error.
+        let garbage = [CertificateDer::from(b"not a certificate".to_vec())];
+        assert_eq!(root_store(&garbage, &[]).unwrap().len(), builtin);
+        assert!(client_config(&[], true, None).is_ok());
     }
 
     #[test]

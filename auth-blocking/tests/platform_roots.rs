@@ -1,0 +1,32 @@
+//! `BotBuilder::platform_roots`: the operating system's store is added to the built-in roots, not substituted.
+
+mod common;
+
+use auth_blocking::auth_core::{self, AuthError, TransportKind};
+use auth_blocking::{Bot, Error};
+use common::{BOT, KEY_2048, rsa_config, server};
+
+#[test]
+fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root() {
+    let server = server(|_| {});
+    // Debian has `/etc/ssl/certs`: the store is read and the bot builds.
+    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048))
+        .platform_roots()
+        .extra_root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(bot.session_info().unwrap().username, BOT);
+    let echo = bot.send(auth_core::echo(bot.config().endpoints(), "platform")).unwrap();
+    assert_eq!(echo.status(), 200);
+}
+
+#[test]
+fn platform_roots_alone_do_not_trust_the_fake_ca() {
+    let server = server(|_| {});
+    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048)).platform_roots().build().unwrap();
+    match bot.tokens() {
+        Err(Error::Auth(AuthError::Transport { failure, .. })) => assert_eq!(failure.kind, TransportKind::Tls),
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+}
