@@ -230,11 +230,26 @@ pub struct Authenticator {
     jitter: Jitter,
     /// Whether the last session token granted SKD: if so, a re-login sends the session login alone first.
     last_skd: Option<bool>,
-    /// The JWT signed (or supplied) for the requests about to go out, with its `exp`. RS512 is deterministic, so
-    /// the other leg of a parallel login, built in the same second, would carry the very same bytes: it reuses
-    /// them rather than pay for a second signature. Dropped on every answer, so each new attempt gets a fresh JWT,
-    /// and when the login ends.
-    jwt: Option<(u64, Jwt)>,
+    /// The last JWT of the login under way; dropped when the login ends.
+    jwt: Option<CachedJwt>,
+}
+
+/// A signed login JWT kept for the next requests. RS512 is deterministic: a request built in the same second
+/// would carry the very same bytes, so it reuses them rather than pay for another signature (the two legs of a
+/// parallel login share one). A JWT supplied through [`Authenticator::supply_jwt`] also serves the batch it was
+/// signed for if the clock ticked into the next second meanwhile.
+#[derive(Debug)]
+struct CachedJwt {
+    exp: u64,
+    jwt: Jwt,
+    /// Supplied for the batch about to go out, and no answer has come since.
+    supplied: bool,
+}
+
+impl CachedJwt {
+    fn usable_for(&self, exp: u64) -> bool {
+        self.exp == exp || (self.supplied && self.exp.saturating_add(1) >= exp)
+    }
 }
 
 impl Authenticator {
@@ -352,19 +367,18 @@ impl Authenticator {
             LoginMethod::Rsa(signer) => {
                 let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
                 let jwt = match self.jwt.take() {
-                    // A JWT supplied a moment ago may have been written in the previous second.
-                    Some((cached_exp, jwt)) if cached_exp.saturating_add(1) >= exp => jwt,
+                    Some(cached) if cached.usable_for(exp) => cached,
                     _ => match login_jwt(self.config.username.as_str(), now, self.config.jwt_lifetime, signer.as_ref())
                     {
-                        Ok(jwt) => jwt,
+                        Ok(jwt) => CachedJwt { exp, jwt, supplied: false },
                         Err(error) => {
                             self.fail_login(AuthError::Signing(error));
                             return None;
                         }
                     },
                 };
-                let request = rsa_login(endpoint, &self.config.endpoints, &jwt);
-                self.jwt = Some((exp, jwt));
+                let request = rsa_login(endpoint, &self.config.endpoints, &jwt.jwt);
+                self.jwt = Some(jwt);
                 request
             }
         };
@@ -388,7 +402,7 @@ impl Authenticator {
             return None;
         }
         let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
-        if self.jwt.as_ref().is_some_and(|(cached, _)| cached.saturating_add(1) >= exp) {
+        if self.jwt.as_ref().is_some_and(|cached| cached.usable_for(exp)) {
             return None;
         }
         Some(UnsignedJwt::new(self.config.username.as_str(), now, self.config.jwt_lifetime, Arc::clone(signer)))
@@ -401,7 +415,7 @@ impl Authenticator {
             return;
         }
         match signed {
-            Ok(signed) => self.jwt = Some((signed.exp, signed.jwt)),
+            Ok(signed) => self.jwt = Some(CachedJwt { exp: signed.exp, jwt: signed.jwt, supplied: true }),
             Err(error) => self.fail_login(AuthError::Signing(error)),
         }
     }
@@ -445,7 +459,7 @@ impl Authenticator {
             self.after_agent_check(agent_supports_simplified_key_delivery(response));
             return Ok(());
         }
-        self.jwt = None;
+        self.answered();
         let endpoint = self.leg(purpose).map_or(LoginEndpoint::RsaSession, |leg| leg.endpoint);
         let username = self.config.username.to_string();
         let outcome = match read_login_answer(response, now) {
@@ -477,7 +491,7 @@ impl Authenticator {
             self.after_agent_check(false);
             return Ok(());
         }
-        self.jwt = None;
+        self.answered();
         let outcome = if failure.kind.is_retryable() {
             Outcome::Retry { cause: FailureCause::Transport(failure), retry_after: None }
         } else {
@@ -508,6 +522,13 @@ impl Authenticator {
         } else {
             self.begin_login();
             Ok(UnauthorizedOutcome::LoginStarted)
+        }
+    }
+
+    /// A login request was answered: a supplied JWT has served its batch.
+    fn answered(&mut self) {
+        if let Some(cached) = &mut self.jwt {
+            cached.supplied = false;
         }
     }
 
