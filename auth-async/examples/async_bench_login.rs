@@ -1,7 +1,7 @@
 //! End-to-end timings against the fake pod on loopback. Run it in release:
 //!
 //! ```text
-//! cargo run --release -p auth-async --example async_bench_login [-- --runs 25 --key 4096]
+//! cargo run --release -p symphony-auth-async --example async_bench_login [-- --runs 25 --key 4096]
 //! ```
 //!
 //! - cold login (a new bot, so new connections, two JWTs signed), parallel vs sequential, with 0 and 50 ms of
@@ -17,10 +17,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_async::Bot;
-use auth_core::{Config, Endpoints, RsaSigner};
-use auth_testkit::{Endpoint, FakePod, FakePodServer};
 use serde_json::json;
+use symphony_auth_async::Bot;
+use symphony_auth_core::{Config, Endpoints, RsaSigner};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const BOT: &str = "bench.bot";
 const KEY_2048: (&[u8], &str) =
@@ -155,7 +155,7 @@ async fn main() {
         Bench { server: FakePodServer::start(pod).unwrap(), signer: Arc::new(RsaSigner::from_pem(key.0).unwrap()) };
 
     let mut cold = serde_json::Map::new();
-    println!("auth-async login benchmark: fake pod on loopback, RSA-{key_bits} key, median of {runs} runs");
+    println!("symphony-auth-async login benchmark: fake pod on loopback, RSA-{key_bits} key, median of {runs} runs");
     println!("{:<44} {:>10}", "measure", "ms");
     for latency_ms in [0u64, 50] {
         bench.set_login_latency(Duration::from_millis(latency_ms));
@@ -181,7 +181,7 @@ async fn main() {
     println!("{:<44} {:>10}", "storm: calls answered 401", unauthorized);
 
     let summary = json!({
-        "bench": "auth-async bench_login",
+        "bench": "symphony-auth-async bench_login",
         "key_bits": key_bits,
         "runs": runs,
         "cold_login_median_ms": cold,

@@ -1,7 +1,7 @@
 //! Logs a bot in with explicit settings and prints its user id.
 //!
 //! ```text
-//! cargo run -p auth-async --example async_login -- --pod https://acme.symphony.com --user my.bot --key bot.pem
+//! cargo run -p symphony-auth-async --example async_login -- --pod https://acme.symphony.com --user my.bot --key bot.pem
 //! ```
 //!
 //! Every setting can also come from the environment (an argument wins): `SYMPHONY_POD_URL`,
@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use auth_async::Bot;
-use auth_core::{BaseUrl, ClientIdentity, Config, Endpoints, RsaSigner};
+use symphony_auth_async::Bot;
+use symphony_auth_core::{BaseUrl, ClientIdentity, Config, Endpoints, RsaSigner};
 
 const USAGE: &str = "usage: async_login --pod URL --user NAME (--key RSA_KEY.pem | --cert CERT_AND_KEY.pem)
              [--agent URL] [--key-manager URL] [--session-auth URL] [--ca ROOTS.pem] [--proxy URL]

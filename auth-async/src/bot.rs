@@ -12,11 +12,11 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::{
+use rustls_pki_types::CertificateDer;
+use symphony_auth_core::{
     AuthError, Authenticator, ClientIdentity, Config, Event, Generation, HttpRequest, HttpResponse, LoginRequest,
     RequestId, SessionInfo, SignError, State, Target, Tokens, TransportFailure, UnauthorizedOutcome, UnixTime,
 };
-use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
 
 use crate::Error;
@@ -26,7 +26,7 @@ use crate::transport::{self, ClientSettings, Oversize};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default per-request timeout (BDK-Java's read timeout).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default cap on API response bodies. Login answers are always capped at [`auth_core::MAX_RESPONSE_BODY`].
+/// Default cap on API response bodies. Login answers are always capped at [`symphony_auth_core::MAX_RESPONSE_BODY`].
 pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 
 type EventHook = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -144,7 +144,7 @@ impl BotBuilder {
     /// # Errors
     /// [`Error::Config`] when the URL is not a proxy URL.
     pub fn proxy(mut self, url: &str) -> Result<Self, Error> {
-        let proxy = reqwest::Proxy::all(url).map_err(|_| auth_core::ConfigError::InvalidUrl {
+        let proxy = reqwest::Proxy::all(url).map_err(|_| symphony_auth_core::ConfigError::InvalidUrl {
             which: "proxy",
             url: redact_userinfo(url),
             reason: "not a valid proxy URL",
@@ -154,7 +154,7 @@ impl BotBuilder {
     }
 
     /// The largest API response body [`Bot::send`] reads (default 16 MiB); a larger one is an
-    /// [`Error::Transport`]. Login answers are always capped at [`auth_core::MAX_RESPONSE_BODY`].
+    /// [`Error::Transport`]. Login answers are always capped at [`symphony_auth_core::MAX_RESPONSE_BODY`].
     pub fn max_response_body(mut self, bytes: usize) -> Self {
         self.max_response_body = bytes;
         self
@@ -297,12 +297,14 @@ impl Bot {
         let tokens = self.tokens().await?;
         // The original is kept for one replay.
         let response = self.call(clone_request(&request), &tokens, target).await?;
-        if auth_core::api_verdict(response.status(), false) != auth_core::ApiVerdict::ReauthenticateAndReplay {
+        if symphony_auth_core::api_verdict(response.status(), false)
+            != symphony_auth_core::ApiVerdict::ReauthenticateAndReplay
+        {
             return Ok(response);
         }
         let tokens = self.acquire(Want::After401(tokens.generation())).await?;
         let response = self.call(request, &tokens, target).await?;
-        if auth_core::api_verdict(response.status(), true) == auth_core::ApiVerdict::Unauthorized {
+        if symphony_auth_core::api_verdict(response.status(), true) == symphony_auth_core::ApiVerdict::Unauthorized {
             let generation = tokens.generation();
             // This begins a login, which the next caller that needs tokens drives.
             let _ = self.inner.lock().machine.report_unauthorized(generation);
@@ -323,8 +325,8 @@ impl Bot {
     /// # Errors
     /// As [`send`](Self::send), and [`Error::SessionInfo`] when the answer is not a 200 with a user record.
     pub async fn session_info(&self) -> Result<SessionInfo, Error> {
-        let response = self.send(auth_core::session_info(self.inner.config.endpoints())).await?;
-        Ok(auth_core::parse_session_info(&response)?)
+        let response = self.send(symphony_auth_core::session_info(self.inner.config.endpoints())).await?;
+        Ok(symphony_auth_core::parse_session_info(&response)?)
     }
 
     /// The single flight: returns tokens, waits for the leader, or leads.
@@ -468,10 +470,14 @@ impl Bot {
     }
 
     async fn send_login(&self, login: LoginRequest) -> (RequestId, Result<HttpResponse, TransportFailure>) {
-        let result =
-            transport::exchange(&self.inner.client, login.request, auth_core::MAX_RESPONSE_BODY, Oversize::Truncate)
-                .await
-                .map_err(TransportFailure::from);
+        let result = transport::exchange(
+            &self.inner.client,
+            login.request,
+            symphony_auth_core::MAX_RESPONSE_BODY,
+            Oversize::Truncate,
+        )
+        .await
+        .map_err(TransportFailure::from);
         (login.id, result)
     }
 

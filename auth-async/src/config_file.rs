@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use auth_core::{ConfigFileError, LoadedSettings, parse_bdk_config};
+use symphony_auth_core::{ConfigFileError, LoadedSettings, parse_bdk_config};
 
 use crate::{Bot, Error};
 

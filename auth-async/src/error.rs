@@ -1,8 +1,8 @@
 //! The one error type of the driver. No variant ever holds a token, a JWT or key material.
 
 #[cfg(feature = "config-file")]
-use auth_core::ConfigFileError;
-use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
+use symphony_auth_core::ConfigFileError;
+use symphony_auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
 
 /// Why a [`Bot`](crate::Bot) could not be built, could not log in, or could not complete an API call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +48,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn transport(failure: auth_core::TransportFailure) -> Self {
+    pub(crate) fn transport(failure: symphony_auth_core::TransportFailure) -> Self {
         Self::Transport { kind: failure.kind, detail: failure.detail }
     }
 }

@@ -1,6 +1,6 @@
 //! # auth-async: Symphony bot authentication for tokio applications
 //!
-//! A thin async driver over [`auth_core`], the sans-IO machine that makes every protocol decision (which login
+//! A thin async driver over [`symphony_auth_core`], the sans-IO machine that makes every protocol decision (which login
 //! next, what a 401 means, when to retry, whether the key manager is needed). This crate only moves bytes with
 //! one [`reqwest`] client per bot, sends the two logins of a parallel login concurrently, sleeps until retries are
 //! due, and lets any number of tasks share one login.
@@ -16,8 +16,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use auth_async::Bot;
-//! use auth_core::{Config, Endpoints, RsaSigner};
+//! use symphony_auth_async::Bot;
+//! use symphony_auth_core::{Config, Endpoints, RsaSigner};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = std::fs::read("/etc/bot/private-key.pem")?;
@@ -28,14 +28,14 @@
 //! let me = bot.session_info().await?; // logs in, then GET /pod/v2/sessioninfo
 //! println!("logged in as {} ({})", me.username, me.id);
 //!
-//! let echo = auth_core::echo(bot.config().endpoints(), "hello");
+//! let echo = symphony_auth_core::echo(bot.config().endpoints(), "hello");
 //! let response = bot.send(echo).await?; // both tokens attached; a 401 is recovered once
 //! assert_eq!(response.status(), 200);
 //! # Ok(())
 //! # }
 //! ```
 
-pub use auth_core;
+pub use symphony_auth_core;
 
 mod bot;
 #[cfg(feature = "config-file")]

@@ -7,10 +7,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{ClientIdentity, HttpRequest, HttpResponse, IdentityKeyFormat, TransportFailure, TransportKind};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+use symphony_auth_core::{
+    ClientIdentity, HttpRequest, HttpResponse, IdentityKeyFormat, TransportFailure, TransportKind,
+};
 
 use crate::Error;
 
@@ -263,7 +265,7 @@ mod tests {
         let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
         assert!(builtin > 100);
         assert_eq!(root_store(&[], &[]).unwrap().len(), builtin);
-        let server = auth_testkit::FakePodServer::start(auth_testkit::FakePod::new()).unwrap();
+        let server = symphony_auth_testkit::FakePodServer::start(symphony_auth_testkit::FakePod::new()).unwrap();
         let extra = parse_root_certificates(server.ca_pem().as_bytes()).unwrap();
         assert_eq!(extra.len(), 1);
         assert_eq!(root_store(&[], &extra).unwrap().len(), builtin + 1);

@@ -2,9 +2,9 @@
 
 mod common;
 
-use auth_async::{Bot, Error};
-use auth_core::{ConfigFileError, echo};
 use common::{BOT, CERT_BOT, server};
+use symphony_auth_async::{Bot, Error};
+use symphony_auth_core::{ConfigFileError, echo};
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -75,6 +75,9 @@ async fn tokens_are_never_sent_outside_the_configured_services() {
     let bot = common::rsa_bot(&server);
     let foreign = http::Request::get("http://192.0.2.1/pod/v2/sessioninfo?secret=x").body(Vec::new()).unwrap();
     let error = bot.send(foreign).await.unwrap_err();
-    assert_eq!(error, Error::Usage(auth_core::UsageError::ForeignUri("http://192.0.2.1/pod/v2/sessioninfo".into())));
+    assert_eq!(
+        error,
+        Error::Usage(symphony_auth_core::UsageError::ForeignUri("http://192.0.2.1/pod/v2/sessioninfo".into()))
+    );
     assert_eq!(server.counters().total_requests(), 0, "not even a login happened");
 }

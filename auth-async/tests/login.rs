@@ -5,13 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use auth_async::{Bot, Error};
-use auth_core::{
+use common::*;
+use symphony_auth_async::{Bot, Error};
+use symphony_auth_core::{
     AuthError, BaseUrl, Endpoints, Event, FailureCause, KeyManagerOutcome, ProtocolProblem, RetryPolicy, State,
     TransportFailure, TransportKind,
 };
-use auth_testkit::{Endpoint, Fault};
-use common::*;
+use symphony_auth_testkit::{Endpoint, Fault};
 
 fn echo_body(response: &http::Response<Vec<u8>>) -> serde_json::Value {
     serde_json::from_slice(response.body()).unwrap()
@@ -35,7 +35,7 @@ async fn rsa_login_then_session_info_and_echo() {
     assert_eq!(Some(me.id), server.pod().user_id(BOT));
     assert_eq!(bot.state(), State::Ready);
 
-    let response = bot.send(auth_core::echo(bot.config().endpoints(), "hello")).await.unwrap();
+    let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "hello")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(echo_body(&response)["message"], "hello");
 
@@ -58,7 +58,7 @@ async fn certificate_login_over_mutual_tls_then_session_info_and_echo() {
 
     let me = bot.session_info().await.unwrap();
     assert_eq!(me.username, CERT_BOT);
-    let response = bot.send(auth_core::echo(bot.config().endpoints(), "over mTLS")).await.unwrap();
+    let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "over mTLS")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(echo_body(&response)["message"], "over mTLS");
 
@@ -74,7 +74,7 @@ async fn certificate_login_without_the_client_certificate_is_a_tls_error() {
     let https = BaseUrl::parse("pod", &server.https_url()).unwrap();
     let mtls = BaseUrl::parse("session auth", &server.mtls_url()).unwrap();
     let endpoints = Endpoints { pod: https.clone(), key_manager: mtls.clone(), session_auth: mtls, agent: https };
-    let config = auth_core::Config::certificate(endpoints, CERT_BOT).unwrap();
+    let config = symphony_auth_core::Config::certificate(endpoints, CERT_BOT).unwrap();
     let bot = Bot::builder(config).extra_root_certificates_pem(server.ca_pem().as_bytes()).unwrap().build().unwrap();
     match bot.tokens().await {
         Err(Error::Auth(AuthError::Transport { failure, .. })) => assert_eq!(failure.kind, TransportKind::Tls),
@@ -93,7 +93,7 @@ async fn skd_skips_the_key_manager_and_echo_works_without_its_token() {
     let tokens = bot.tokens().await.unwrap();
     assert!(tokens.simplified_key_delivery());
     assert!(tokens.key_manager().is_none());
-    let response = bot.send(auth_core::echo(bot.config().endpoints(), "skd")).await.unwrap();
+    let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "skd")).await.unwrap();
     assert_eq!(response.status(), 200);
 
     assert_eq!(server.counters().requests(Endpoint::KeyManagerLogin), 0);
@@ -119,7 +119,7 @@ async fn skd_with_the_key_manager_down_still_reaches_ready() {
     let tokens = bot.tokens().await.unwrap();
     assert_eq!(bot.state(), State::Ready);
     assert!(tokens.key_manager().is_none());
-    let response = bot.send(auth_core::echo(bot.config().endpoints(), "km down")).await.unwrap();
+    let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "km down")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(server.counters().responses(Endpoint::KeyManagerLogin, 503) >= 1, "the key manager was asked and was down");
 }
@@ -224,24 +224,27 @@ async fn api_call_failures_are_typed_transport_errors() {
         agent: BaseUrl::parse("agent", &dead_url).unwrap(),
     };
     let config = rsa_config(&server.http_url());
-    let config = auth_core::Config::new(endpoints, BOT, config.method().clone()).unwrap();
+    let config = symphony_auth_core::Config::new(endpoints, BOT, config.method().clone()).unwrap();
     let bot = Bot::builder(config).timeout(Duration::from_millis(300)).build().unwrap();
 
     let kind = |result: Result<http::Response<Vec<u8>>, Error>| match result {
         Err(Error::Transport { kind, .. }) => kind,
         other => panic!("expected a transport error, got {other:?}"),
     };
-    assert_eq!(kind(bot.send(auth_core::echo(bot.config().endpoints(), "x")).await), TransportKind::Connect);
+    assert_eq!(kind(bot.send(symphony_auth_core::echo(bot.config().endpoints(), "x")).await), TransportKind::Connect);
 
     server.pod().inject(Endpoint::SessionInfo, 1, Fault::Close);
-    assert_eq!(kind(bot.send(auth_core::session_info(bot.config().endpoints())).await), TransportKind::Reset);
+    assert_eq!(kind(bot.send(symphony_auth_core::session_info(bot.config().endpoints())).await), TransportKind::Reset);
 
     server.pod().inject(Endpoint::SessionInfo, 1, Fault::Delay(Duration::from_secs(2)));
-    assert_eq!(kind(bot.send(auth_core::session_info(bot.config().endpoints())).await), TransportKind::Timeout);
+    assert_eq!(
+        kind(bot.send(symphony_auth_core::session_info(bot.config().endpoints())).await),
+        TransportKind::Timeout
+    );
 
     // A 4xx/5xx is an answer, not an error, and reaches the caller with its body.
     server.pod().inject(Endpoint::SessionInfo, 1, Fault::status(503));
-    let response = bot.send(auth_core::session_info(bot.config().endpoints())).await.unwrap();
+    let response = bot.send(symphony_auth_core::session_info(bot.config().endpoints())).await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(echo_body(&response)["code"], 503);
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1, "no re-login for a 503");

@@ -2,9 +2,9 @@
 
 mod common;
 
-use auth_async::{Bot, Error};
-use auth_core::{AuthError, TransportKind};
 use common::{BOT, rsa_config, server};
+use symphony_auth_async::{Bot, Error};
+use symphony_auth_core::{AuthError, TransportKind};
 
 #[tokio::test]
 async fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root() {
@@ -17,7 +17,7 @@ async fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra
         .build()
         .unwrap();
     assert_eq!(bot.session_info().await.unwrap().username, BOT);
-    let echo = bot.send(auth_core::echo(bot.config().endpoints(), "platform")).await.unwrap();
+    let echo = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "platform")).await.unwrap();
     assert_eq!(echo.status(), 200);
 }
 

@@ -10,10 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use auth_async::Bot;
-use auth_core::{Event, FailureCause, KeyManagerOutcome};
-use auth_testkit::{Endpoint, Fault};
 use common::*;
+use symphony_auth_async::Bot;
+use symphony_auth_core::{Event, FailureCause, KeyManagerOutcome};
+use symphony_auth_testkit::{Endpoint, Fault};
 
 fn retries(events: &[Event]) -> Vec<(u32, Duration, FailureCause)> {
     events
@@ -81,6 +81,6 @@ async fn transport_failures_are_retried_and_counted() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(kinds, [auth_core::TransportKind::Reset; 2]);
+    assert_eq!(kinds, [symphony_auth_core::TransportKind::Reset; 2]);
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 3);
 }

@@ -6,10 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_async::{Bot, Error};
-use auth_core::AuthError;
-use auth_testkit::{Endpoint, Fault};
 use common::*;
+use symphony_auth_async::{Bot, Error};
+use symphony_auth_core::AuthError;
+use symphony_auth_testkit::{Endpoint, Fault};
 
 #[tokio::test]
 async fn concurrent_callers_share_one_login_and_get_the_same_tokens() {
@@ -78,7 +78,7 @@ async fn concurrent_refreshes_share_one_new_login() {
 const TASKS: usize = 1000;
 
 /// Runs `TASKS` tasks released together by a barrier, each calling `session_info`, and returns their results.
-async fn storm(bot: &Bot) -> Vec<Result<auth_core::SessionInfo, Error>> {
+async fn storm(bot: &Bot) -> Vec<Result<symphony_auth_core::SessionInfo, Error>> {
     let start = Arc::new(tokio::sync::Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
@@ -198,8 +198,10 @@ async fn a_panicking_leader_is_taken_over_by_a_waiter() {
     let panicked = Arc::new(AtomicBool::new(false));
     let hook = {
         let panicked = Arc::clone(&panicked);
-        move |event: &auth_core::Event| {
-            if matches!(event, auth_core::Event::RetryScheduled { .. }) && !panicked.swap(true, Ordering::SeqCst) {
+        move |event: &symphony_auth_core::Event| {
+            if matches!(event, symphony_auth_core::Event::RetryScheduled { .. })
+                && !panicked.swap(true, Ordering::SeqCst)
+            {
                 panic!("the event hook fails");
             }
         }

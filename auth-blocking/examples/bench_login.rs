@@ -1,7 +1,7 @@
 //! Cold-login and 401-recovery wall times against the fake pod on loopback. Run in release:
 //!
 //! ```text
-//! cargo run -p auth-blocking --release --example bench_login [runs]
+//! cargo run -p symphony-auth-blocking --release --example bench_login [runs]
 //! ```
 //!
 //! For each key size (2048, 4096 bits, test-only fixtures), fake latency per login endpoint (0, 50 ms) and mode
@@ -13,9 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_blocking::Bot;
-use auth_blocking::auth_core::{self, Config, Endpoints, RsaSigner};
-use auth_testkit::{Endpoint, FakePod, FakePodServer};
+use symphony_auth_blocking::Bot;
+use symphony_auth_blocking::symphony_auth_core::{self, Config, Endpoints, RsaSigner};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const KEYS: [(u32, &[u8], &str); 2] = [
     (
@@ -111,7 +111,7 @@ fn main() {
         let server = server(public_key, Duration::from_millis(latency_ms));
         let bot = bot(&server, &signer, true);
         let echo = || {
-            let response = bot.send(auth_core::echo(bot.config().endpoints(), "bench")).expect("echo");
+            let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "bench")).expect("echo");
             assert_eq!(response.status(), 200);
         };
         echo();
@@ -136,7 +136,7 @@ fn main() {
         ));
     }
     println!(
-        r#"{{"bench":"auth-blocking cold login","runs":{runs},"logins":[{}],"recovery_401":[{}]}}"#,
+        r#"{{"bench":"symphony-auth-blocking cold login","runs":{runs},"logins":[{}],"recovery_401":[{}]}}"#,
         json_logins.join(","),
         json_recovery.join(",")
     );

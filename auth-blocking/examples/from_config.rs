@@ -1,12 +1,12 @@
 //! Logs a bot in from a BDK configuration file and prints its user id.
 //!
 //! ```text
-//! cargo run -p auth-blocking --example from_config -- config.yaml
+//! cargo run -p symphony-auth-blocking --example from_config -- config.yaml
 //! ```
 
 use std::process::ExitCode;
 
-use auth_blocking::Bot;
+use symphony_auth_blocking::Bot;
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args_os().nth(1) else {

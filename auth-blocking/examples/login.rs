@@ -1,8 +1,8 @@
 //! Logs a bot in with explicit settings and prints its user id.
 //!
 //! ```text
-//! cargo run -p auth-blocking --example login -- https://acme.symphony.com my.bot /path/to/private-key.pem [ca.pem]
-//! SYMPHONY_POD_URL=... SYMPHONY_BOT_USERNAME=... SYMPHONY_BOT_KEY=/path/key.pem cargo run -p auth-blocking --example login
+//! cargo run -p symphony-auth-blocking --example login -- https://acme.symphony.com my.bot /path/to/private-key.pem [ca.pem]
+//! SYMPHONY_POD_URL=... SYMPHONY_BOT_USERNAME=... SYMPHONY_BOT_KEY=/path/key.pem cargo run -p symphony-auth-blocking --example login
 //! ```
 //!
 //! The optional fourth argument (or `SYMPHONY_CA_PEM`) names a PEM file of extra root certificates, trusted in
@@ -11,8 +11,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use auth_blocking::Bot;
-use auth_blocking::auth_core::{Config, Endpoints, RsaSigner};
+use symphony_auth_blocking::Bot;
+use symphony_auth_blocking::symphony_auth_core::{Config, Endpoints, RsaSigner};
 
 const USAGE: &str = "usage: login <pod-url> <username> <private-key.pem> [extra-roots.pem]
    or: SYMPHONY_POD_URL=... SYMPHONY_BOT_USERNAME=... SYMPHONY_BOT_KEY=... [SYMPHONY_CA_PEM=...] login";

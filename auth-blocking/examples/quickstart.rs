@@ -1,4 +1,4 @@
-//! The whole thing in one command: `cargo run -p auth-blocking --example quickstart`.
+//! The whole thing in one command: `cargo run -p symphony-auth-blocking --example quickstart`.
 //!
 //! With no settings it starts the embedded fake pod, key manager and agent (auth-testkit, certificate listener
 //! included), logs a bot in by RSA and another by certificate with the blocking driver and with the async driver,
@@ -10,8 +10,8 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::{ClientIdentity, Config, Endpoints, RsaSigner, Tokens, echo};
-use auth_testkit::{Endpoint, FakePod, FakePodServer};
+use symphony_auth_core::{ClientIdentity, Config, Endpoints, RsaSigner, Tokens, echo};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const RSA_BOT: &str = "quickstart.rsa";
 const CERT_BOT: &str = "quickstart.cert";
@@ -62,7 +62,7 @@ fn embedded_fake_pod() -> Result<(), Box<dyn Error>> {
     };
     let cert_config = || -> Result<Config, Box<dyn Error>> {
         let mut endpoints = Endpoints::single(&server.http_url())?;
-        let mtls = auth_core::BaseUrl::parse("sessionAuth", &server.mtls_url())?;
+        let mtls = symphony_auth_core::BaseUrl::parse("sessionAuth", &server.mtls_url())?;
         endpoints.session_auth = mtls.clone();
         endpoints.key_manager = mtls;
         Ok(Config::certificate(endpoints, CERT_BOT)?)
@@ -76,8 +76,8 @@ fn embedded_fake_pod() -> Result<(), Box<dyn Error>> {
     let mut rows = Vec::new();
 
     // Blocking driver.
-    let blocking_rsa = auth_blocking::Bot::builder(rsa_config()?).build()?;
-    let blocking_cert = auth_blocking::Bot::builder(cert_config()?)
+    let blocking_rsa = symphony_auth_blocking::Bot::builder(rsa_config()?).build()?;
+    let blocking_cert = symphony_auth_blocking::Bot::builder(cert_config()?)
         .extra_root_certificates_pem(ca)?
         .client_identity(identity()?)
         .build()?;
@@ -105,8 +105,8 @@ fn embedded_fake_pod() -> Result<(), Box<dyn Error>> {
 
     // Async driver, on a runtime of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let async_rsa = auth_async::Bot::builder(rsa_config()?).build()?;
-    let async_cert = auth_async::Bot::builder(cert_config()?)
+    let async_rsa = symphony_auth_async::Bot::builder(rsa_config()?).build()?;
+    let async_cert = symphony_auth_async::Bot::builder(cert_config()?)
         .extra_root_certificates_pem(ca)?
         .client_identity(identity()?)
         .build()?;
@@ -233,7 +233,7 @@ fn embedded_fake_pod() -> Result<(), Box<dyn Error>> {
 
 fn real_pod(path: &std::path::Path) -> Result<(), Box<dyn Error>> {
     println!("logging in to the pod configured in {}\n", path.display());
-    let bot = auth_blocking::Bot::from_config_file(path)?;
+    let bot = symphony_auth_blocking::Bot::from_config_file(path)?;
     let mut rows = Vec::new();
     let (tokens, t) = timed(|| bot.tokens());
     rows.push(Row { driver: "blocking", bot: "configured", step: "login", result: describe(&*tokens?), elapsed: t });

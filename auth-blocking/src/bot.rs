@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::{
+use rustls_pki_types::CertificateDer;
+use symphony_auth_core::{
     ApiVerdict, AuthError, Authenticator, ClientIdentity, Config, ConfigError, Event, Generation, HttpRequest,
     HttpResponse, LoginMethod, LoginRequest, MAX_RESPONSE_BODY, RequestId, SessionInfo, State, Target, Tokens,
     TransportFailure, TransportKind, UnixTime, api_verdict, parse_session_info,
 };
-use rustls_pki_types::CertificateDer;
 use ureq::{Agent, Proxy, ProxyProtocol};
 
 use crate::Error;
@@ -118,7 +118,7 @@ impl BotBuilder {
     }
 
     /// Cap on the body of an API response ([`Bot::send`]); a larger one is an [`Error::Transport`] of kind
-    /// `Other`. Default 16 MiB. Login answers are always capped at [`auth_core::MAX_RESPONSE_BODY`].
+    /// `Other`. Default 16 MiB. Login answers are always capped at [`symphony_auth_core::MAX_RESPONSE_BODY`].
     #[must_use]
     pub fn max_response_body(mut self, bytes: usize) -> Self {
         self.max_response_body = bytes;
@@ -328,7 +328,7 @@ impl Bot {
     /// # Errors
     /// As [`send`](Self::send), and [`Error::SessionInfo`] for a non-200 answer or an unreadable record.
     pub fn session_info(&self) -> Result<SessionInfo, Error> {
-        let response = self.send(auth_core::session_info(self.inner.config.endpoints()))?;
+        let response = self.send(symphony_auth_core::session_info(self.inner.config.endpoints()))?;
         Ok(parse_session_info(&response)?)
     }
 
@@ -528,18 +528,20 @@ mod tests {
 
     #[test]
     fn send_unauthenticated_attaches_no_tokens_and_does_not_log_in() {
-        let mut pod = auth_testkit::FakePod::new();
+        let mut pod = symphony_auth_testkit::FakePod::new();
         pod.add_rsa_bot("bot", include_str!("../../fixtures/keys/bot-2048.pub.pem")).unwrap();
-        let server = auth_testkit::FakePodServer::start(pod).unwrap();
-        let signer =
-            Arc::new(auth_core::RsaSigner::from_pem(include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem")).unwrap());
-        let config = Config::rsa(auth_core::Endpoints::single(&server.http_url()).unwrap(), "bot", signer).unwrap();
+        let server = symphony_auth_testkit::FakePodServer::start(pod).unwrap();
+        let signer = Arc::new(
+            symphony_auth_core::RsaSigner::from_pem(include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem")).unwrap(),
+        );
+        let config =
+            Config::rsa(symphony_auth_core::Endpoints::single(&server.http_url()).unwrap(), "bot", signer).unwrap();
         let bot = Bot::builder(config).max_response_body(64).build().unwrap();
 
-        let response = bot.send_unauthenticated(auth_core::session_info(bot.config().endpoints())).unwrap();
+        let response = bot.send_unauthenticated(symphony_auth_core::session_info(bot.config().endpoints())).unwrap();
         assert_eq!(response.status(), 401, "no session token was sent");
         assert!(response.headers().contains_key(http::header::DATE));
-        assert_eq!(server.counters().requests(auth_testkit::Endpoint::SessionLogin), 0);
+        assert_eq!(server.counters().requests(symphony_auth_testkit::Endpoint::SessionLogin), 0);
         assert_eq!(bot.state(), State::NeedsSession);
 
         // The same response-size cap as `send`: the agent's info is larger than 64 bytes.

@@ -1,8 +1,8 @@
 //! The driver's error: the core's errors as they are, plus what only a driver can meet.
 
 #[cfg(feature = "config-file")]
-use auth_core::ConfigFileError;
-use auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
+use symphony_auth_core::ConfigFileError;
+use symphony_auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
 
 /// Why building a [`Bot`](crate::Bot), logging in or an API call failed. Messages never contain a token, a JWT or
 /// key material.

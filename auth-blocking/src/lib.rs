@@ -1,6 +1,6 @@
 //! # auth-blocking: Symphony bot authentication for blocking code
 //!
-//! A thin driver over [ureq](https://docs.rs/ureq) 3 for the sans-IO machine in [`auth_core`]. The core makes
+//! A thin driver over [ureq](https://docs.rs/ureq) 3 for the sans-IO machine in [`symphony_auth_core`]. The core makes
 //! every protocol decision (which login, what a 401 means, retries and backoff, simplified key delivery); this
 //! crate moves the bytes, sends the session and key-manager logins concurrently, sleeps until the next retry, and
 //! makes every thread that needs tokens share one login.
@@ -16,8 +16,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use auth_blocking::Bot;
-//! use auth_blocking::auth_core::{self, Config, Endpoints, RsaSigner};
+//! use symphony_auth_blocking::Bot;
+//! use symphony_auth_blocking::symphony_auth_core::{self, Config, Endpoints, RsaSigner};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = std::fs::read("/etc/my-bot/private-key.pem")?;
@@ -27,7 +27,7 @@
 //!
 //! let me = bot.session_info()?; // logs in first
 //! println!("logged in as {} (user id {})", me.username, me.id);
-//! let echo = bot.send(auth_core::echo(bot.config().endpoints(), "hello"))?; // both tokens attached
+//! let echo = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "hello"))?; // both tokens attached
 //! assert_eq!(echo.status(), 200);
 //! # Ok(())
 //! # }
@@ -36,7 +36,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use auth_core;
+pub use symphony_auth_core;
 
 mod bot;
 #[cfg(feature = "config-file")]

@@ -21,7 +21,7 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport, TransportAdapter,
 };
 
-use auth_core::{ClientIdentity, IdentityKeyFormat};
+use symphony_auth_core::{ClientIdentity, IdentityKeyFormat};
 
 use crate::Error;
 
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn extra_roots_are_added_to_the_mozilla_roots() {
-        let server = auth_testkit::FakePodServer::start(auth_testkit::FakePod::new()).unwrap();
+        let server = symphony_auth_testkit::FakePodServer::start(symphony_auth_testkit::FakePod::new()).unwrap();
         let extra = parse_certificates(server.ca_pem().as_bytes()).unwrap();
         assert_eq!(extra.len(), 1);
         let builtin = webpki_roots::TLS_SERVER_ROOTS.len();

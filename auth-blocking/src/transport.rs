@@ -5,8 +5,8 @@ use std::io::{self, Read as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{HttpRequest, HttpResponse, TransportFailure, TransportKind, USER_AGENT_VALUE};
 use rustls::ClientConfig;
+use symphony_auth_core::{HttpRequest, HttpResponse, TransportFailure, TransportKind, USER_AGENT_VALUE};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpConnector};
 use ureq::{Agent, Proxy};

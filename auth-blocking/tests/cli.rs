@@ -8,8 +8,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use auth_testkit::{Endpoint, FakePodServer};
 use common::{BOT, CERT_BOT, PUB_2048, server};
+use symphony_auth_testkit::{Endpoint, FakePodServer};
 
 /// Runs the binary with `args`.
 fn run(args: &[&str]) -> Output {

@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use auth_blocking::{Bot, Error};
-use auth_core::{ConfigFileError, Event, UsageError, echo};
-use auth_testkit::Fault;
 use common::{BOT, CERT_BOT, server};
+use symphony_auth_blocking::{Bot, Error};
+use symphony_auth_core::{ConfigFileError, Event, UsageError, echo};
+use symphony_auth_testkit::Fault;
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -91,7 +91,7 @@ fn tokens_are_never_sent_outside_the_configured_services() {
 
 #[test]
 fn the_event_hook_sees_retries_and_the_login() {
-    let server = server(|pod| pod.inject(auth_testkit::Endpoint::SessionLogin, 2, Fault::status(503)));
+    let server = server(|pod| pod.inject(symphony_auth_testkit::Endpoint::SessionLogin, 2, Fault::status(503)));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let bot =

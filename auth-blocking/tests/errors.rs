@@ -5,13 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use auth_blocking::auth_core::{
+use common::{KEY_2048, one_shot, rsa_bot, rsa_builder, rsa_config, server};
+use symphony_auth_blocking::symphony_auth_core::{
     self, AuthError, ClientIdentity, Config, ConfigError, Endpoints, FailureCause, MAX_RESPONSE_BODY, ProtocolProblem,
     TransportFailure, TransportKind,
 };
-use auth_blocking::{Bot, Error};
-use auth_testkit::{Endpoint, Fault};
-use common::{KEY_2048, one_shot, rsa_bot, rsa_builder, rsa_config, server};
+use symphony_auth_blocking::{Bot, Error};
+use symphony_auth_testkit::{Endpoint, Fault};
 
 /// The kind of transport failure that exhausted a one-attempt login.
 fn unavailable_kind(error: &Error) -> TransportKind {
@@ -25,7 +25,7 @@ fn unavailable_kind(error: &Error) -> TransportKind {
     }
 }
 
-fn one_shot_bot(url: &str) -> auth_blocking::BotBuilder {
+fn one_shot_bot(url: &str) -> symphony_auth_blocking::BotBuilder {
     Bot::builder(one_shot(rsa_config(url, KEY_2048)))
 }
 
@@ -149,32 +149,32 @@ fn api_call_timeout_and_reset_are_transport_errors() {
     bot.tokens().unwrap();
 
     server.pod().set_latency(Endpoint::Echo, Duration::from_secs(3));
-    let error = bot.send(auth_core::echo(bot.config().endpoints(), "slow")).unwrap_err();
+    let error = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "slow")).unwrap_err();
     assert!(matches!(error, Error::Transport { kind: TransportKind::Timeout, .. }), "{error:?}");
 
     server.pod().set_latency(Endpoint::Echo, Duration::ZERO);
     server.pod().inject(Endpoint::Echo, 1, Fault::Close);
-    let error = bot.send(auth_core::echo(bot.config().endpoints(), "dropped")).unwrap_err();
+    let error = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "dropped")).unwrap_err();
     assert!(matches!(error, Error::Transport { kind: TransportKind::Reset, .. }), "{error:?}");
 
     // The bot carries on.
-    assert_eq!(bot.send(auth_core::echo(bot.config().endpoints(), "ok")).unwrap().status(), 200);
+    assert_eq!(bot.send(symphony_auth_core::echo(bot.config().endpoints(), "ok")).unwrap().status(), 200);
 }
 
 #[test]
 fn api_answers_over_the_size_cap_are_refused() {
     let server = server(|_| {});
     let bot = rsa_builder(&server).max_response_body(64).build().unwrap();
-    let error = bot.send(auth_core::echo(bot.config().endpoints(), &"x".repeat(100))).unwrap_err();
+    let error = bot.send(symphony_auth_core::echo(bot.config().endpoints(), &"x".repeat(100))).unwrap_err();
     assert!(matches!(error, Error::Transport { kind: TransportKind::Other, .. }), "{error:?}");
-    assert_eq!(bot.send(auth_core::echo(bot.config().endpoints(), "short")).unwrap().status(), 200);
+    assert_eq!(bot.send(symphony_auth_core::echo(bot.config().endpoints(), "short")).unwrap().status(), 200);
 }
 
 #[test]
 fn session_info_errors_are_typed() {
     let server = server(|pod| pod.inject(Endpoint::SessionInfo, 1, Fault::status(500)));
     let bot = rsa_bot(&server);
-    assert_eq!(bot.session_info().unwrap_err(), Error::SessionInfo(auth_core::SessionInfoError::Status(500)));
+    assert_eq!(bot.session_info().unwrap_err(), Error::SessionInfo(symphony_auth_core::SessionInfoError::Status(500)));
 }
 
 #[test]

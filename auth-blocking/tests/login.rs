@@ -4,13 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use auth_blocking::auth_core::{self, ClientIdentity, Config, Endpoints, KeyManagerPolicy, State};
-use auth_blocking::{Bot, Error};
-use auth_testkit::Endpoint;
 use common::{BOT, CERT_BOT, KEY_2048, fast_retry, rsa_bot, rsa_builder, rsa_config, server};
+use symphony_auth_blocking::symphony_auth_core::{self, ClientIdentity, Config, Endpoints, KeyManagerPolicy, State};
+use symphony_auth_blocking::{Bot, Error};
+use symphony_auth_testkit::Endpoint;
 
 fn echo(bot: &Bot, message: &str) -> Result<serde_json::Value, Error> {
-    let response = bot.send(auth_core::echo(bot.config().endpoints(), message))?;
+    let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), message))?;
     assert_eq!(response.status(), 200, "echo answered {}", response.status());
     Ok(serde_json::from_slice(response.body()).expect("echo answers JSON"))
 }
@@ -49,7 +49,7 @@ fn rsa_login_over_https_with_the_fake_ca_added_to_the_built_in_roots() {
     assert_eq!(echo(&bot, "over tls").unwrap()["message"], "over tls");
 }
 
-fn cert_bot(server: &auth_testkit::FakePodServer, configure: impl FnOnce(Config) -> Config) -> Bot {
+fn cert_bot(server: &symphony_auth_testkit::FakePodServer, configure: impl FnOnce(Config) -> Config) -> Bot {
     let identity = server.client_identity(CERT_BOT).expect("generated at start");
     let identity = ClientIdentity::from_pem(identity.bundle_pem().as_bytes()).unwrap();
     let config = Config::certificate(Endpoints::single(&server.mtls_url()).unwrap(), CERT_BOT).unwrap();
@@ -136,7 +136,7 @@ fn key_manager_down_without_skd_fails_the_login() {
     let server = server(|pod| pod.set_key_manager_down(true));
     let bot = rsa_bot(&server);
     let error = bot.tokens().unwrap_err();
-    assert!(matches!(&error, Error::Auth(auth_core::AuthError::Unavailable { attempts: 5, .. })), "{error:?}");
+    assert!(matches!(&error, Error::Auth(symphony_auth_core::AuthError::Unavailable { attempts: 5, .. })), "{error:?}");
     assert_eq!(server.counters().requests(Endpoint::KeyManagerLogin), 5);
 }
 

@@ -2,9 +2,9 @@
 
 mod common;
 
-use auth_blocking::auth_core::{self, AuthError, TransportKind};
-use auth_blocking::{Bot, Error};
 use common::{BOT, KEY_2048, rsa_config, server};
+use symphony_auth_blocking::symphony_auth_core::{self, AuthError, TransportKind};
+use symphony_auth_blocking::{Bot, Error};
 
 #[test]
 fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root() {
@@ -17,7 +17,7 @@ fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root(
         .build()
         .unwrap();
     assert_eq!(bot.session_info().unwrap().username, BOT);
-    let echo = bot.send(auth_core::echo(bot.config().endpoints(), "platform")).unwrap();
+    let echo = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "platform")).unwrap();
     assert_eq!(echo.status(), 200);
 }
 

@@ -5,10 +5,10 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use auth_blocking::auth_core::{self, AuthError, KeyManagerPolicy, LoginEndpoint, State, Tokens};
-use auth_blocking::{Bot, Error};
-use auth_testkit::{Endpoint, Fault};
 use common::{BOT, KEY_2048, OTHER_KEY, rsa_bot, rsa_config, server};
+use symphony_auth_blocking::symphony_auth_core::{self, AuthError, KeyManagerPolicy, LoginEndpoint, State, Tokens};
+use symphony_auth_blocking::{Bot, Error};
+use symphony_auth_testkit::{Endpoint, Fault};
 
 const CALLERS: usize = 16;
 
@@ -59,7 +59,7 @@ fn a_401_storm_causes_exactly_one_login_and_every_replay_succeeds() {
     server.pod().reset_counters();
 
     let statuses = together(|| {
-        let response = bot.send(auth_core::echo(bot.config().endpoints(), "storm")).unwrap();
+        let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "storm")).unwrap();
         response.status().as_u16()
     });
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
@@ -74,14 +74,14 @@ fn a_401_storm_causes_exactly_one_login_and_every_replay_succeeds() {
 fn a_second_401_after_a_fresh_login_is_an_error_not_a_loop() {
     let server = server(|pod| pod.inject(Endpoint::Echo, 2, Fault::status(401)));
     let bot = rsa_bot(&server);
-    let error = bot.send(auth_core::echo(bot.config().endpoints(), "x")).unwrap_err();
+    let error = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "x")).unwrap_err();
     assert_eq!(error, Error::Unauthorized { generation: 2 });
     let counters = server.counters();
     assert_eq!(counters.requests(Endpoint::Echo), 2, "one call, one replay");
     assert_eq!(counters.requests(Endpoint::SessionLogin), 2, "the first login and one re-login");
     // The refused tokens are expired: the next call logs in again and, the script spent, succeeds.
     assert_eq!(bot.state(), State::Expired);
-    let response = bot.send(auth_core::echo(bot.config().endpoints(), "y")).unwrap();
+    let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "y")).unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(bot.tokens().unwrap().generation().get(), 3);
 }
@@ -91,7 +91,7 @@ fn agent_calls_without_a_key_manager_token_end_in_unauthorized() {
     let server = server(|_| {});
     let config = rsa_config(&server.http_url(), KEY_2048).with_key_manager(KeyManagerPolicy::Never);
     let bot = Bot::builder(config).build().unwrap();
-    let error = bot.send(auth_core::echo(bot.config().endpoints(), "x")).unwrap_err();
+    let error = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "x")).unwrap_err();
     assert_eq!(error, Error::Unauthorized { generation: 2 });
 }
 
@@ -99,7 +99,7 @@ fn agent_calls_without_a_key_manager_token_end_in_unauthorized() {
 fn other_statuses_are_returned_as_they_are() {
     let server = server(|pod| pod.inject(Endpoint::SessionInfo, 1, Fault::status(503)));
     let bot = rsa_bot(&server);
-    let response = bot.send(auth_core::session_info(bot.config().endpoints())).unwrap();
+    let response = bot.send(symphony_auth_core::session_info(bot.config().endpoints())).unwrap();
     assert_eq!(response.status(), 503);
     assert!(!response.body().is_empty(), "the body reaches the caller");
     assert_eq!(bot.session_info().unwrap().username, BOT);

@@ -42,7 +42,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use auth_core::{Authenticator, Config, Endpoints, Event, HttpRequest, HttpResponse, RsaSigner, UnixTime};
+//! use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpRequest, HttpResponse, RsaSigner, UnixTime};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem"); // a test-only key
@@ -79,8 +79,8 @@
 //! assert_eq!(tokens.session().expose_secret(), "session-token");
 //!
 //! // Attach them to an API call; on a 401, report the generation used.
-//! let mut call = auth_core::session_info(machine.config().endpoints());
-//! tokens.authorize(&mut call, auth_core::Target::Pod);
+//! let mut call = symphony_auth_core::session_info(machine.config().endpoints());
+//! tokens.authorize(&mut call, symphony_auth_core::Target::Pod);
 //! assert!(call.headers()["sessionToken"].is_sensitive());
 //! # Ok(())
 //! # }

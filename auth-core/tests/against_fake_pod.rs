@@ -5,12 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use auth_core::{
+use support::{START, endpoints, rsa_config};
+use symphony_auth_core::{
     ApiVerdict, AuthError, Authenticator, Config, Event, KeyManagerOutcome, Target, Tokens, UnauthorizedOutcome,
     UnixTime, api_verdict, echo, parse_session_info, session_info,
 };
-use auth_testkit::{Endpoint, FakePod, Fault, Peer, Reply};
-use support::{START, endpoints, rsa_config};
+use symphony_auth_testkit::{Endpoint, FakePod, Fault, Peer, Reply};
 
 struct World {
     pod: FakePod,
@@ -33,7 +33,7 @@ impl World {
         Self { pod, machine: Authenticator::new(config, 5), now: START, peer: Peer::with_certificate("cert.bot") }
     }
 
-    fn send(&mut self, request: auth_core::HttpRequest) -> Option<auth_core::HttpResponse> {
+    fn send(&mut self, request: symphony_auth_core::HttpRequest) -> Option<symphony_auth_core::HttpResponse> {
         let reply = self.pod.handle(self.now.to_system_time(), request, &self.peer);
         self.now = self.now.saturating_add(reply.delay());
         match reply {
@@ -53,7 +53,10 @@ impl World {
                         .machine
                         .handle_failure(
                             login.id,
-                            auth_core::TransportFailure::new(auth_core::TransportKind::Reset, "closed"),
+                            symphony_auth_core::TransportFailure::new(
+                                symphony_auth_core::TransportKind::Reset,
+                                "closed",
+                            ),
                             self.now,
                         )
                         .unwrap(),
@@ -82,7 +85,7 @@ impl World {
     }
 
     /// Sends an API call the way a driver does: authorize, and on 401 report, re-login and replay once.
-    fn call(&mut self, build: impl Fn() -> auth_core::HttpRequest) -> auth_core::HttpResponse {
+    fn call(&mut self, build: impl Fn() -> symphony_auth_core::HttpRequest) -> symphony_auth_core::HttpResponse {
         let mut replayed = false;
         loop {
             let tokens = self.tokens();
@@ -235,7 +238,7 @@ fn a_rejection_caused_by_clock_skew_says_so() {
 #[test]
 fn a_dedicated_agent_too_old_for_skd_gets_the_key_manager_login() {
     let mut endpoints = endpoints();
-    endpoints.agent = auth_core::BaseUrl::parse("agent", "https://agent.example").unwrap();
+    endpoints.agent = symphony_auth_core::BaseUrl::parse("agent", "https://agent.example").unwrap();
     for (version, km_logins) in [("Agent-23.11.0", 1), ("Agent-24.12.0", 0)] {
         let config = Config::new(endpoints.clone(), "bot.user", rsa_config(10).method().clone())
             .unwrap()

@@ -5,13 +5,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{
-    AuthError, Authenticator, Endpoints, Event, JwtSigner, KeyManagerPolicy, LoginEndpoint, RsaSigner, UnixTime,
-    certificate_login, grants_simplified_key_delivery, login_jwt, rsa_login,
-};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
+use symphony_auth_core::{
+    AuthError, Authenticator, Endpoints, Event, JwtSigner, KeyManagerPolicy, LoginEndpoint, RsaSigner, UnixTime,
+    certificate_login, grants_simplified_key_delivery, login_jwt, rsa_login,
+};
 
 fn vectors() -> Value {
     serde_json::from_str(include_str!("../../conformance/login-vectors.json")).unwrap()
@@ -26,7 +26,7 @@ fn read_key(path: &str) -> Vec<u8> {
 fn signers(key: &[u8]) -> Vec<Arc<dyn JwtSigner>> {
     let mut all: Vec<Arc<dyn JwtSigner>> = vec![Arc::new(RsaSigner::from_pem(key).unwrap())];
     #[cfg(feature = "ring-signer")]
-    all.push(Arc::new(auth_core::RingSigner::from_pem(key).unwrap()));
+    all.push(Arc::new(symphony_auth_core::RingSigner::from_pem(key).unwrap()));
     all
 }
 

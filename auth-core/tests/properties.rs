@@ -5,12 +5,12 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use auth_core::{
+use proptest::prelude::*;
+use support::{START, response, session_jwt, token_body};
+use symphony_auth_core::{
     Authenticator, Event, Generation, KeyManagerPolicy, LoginEndpoint, RequestId, State, TransportFailure,
     TransportKind, UnauthorizedOutcome,
 };
-use proptest::prelude::*;
-use support::{START, response, session_jwt, token_body};
 
 #[derive(Clone, Debug)]
 enum Step {

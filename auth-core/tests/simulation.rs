@@ -6,12 +6,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{
+use support::{BrokenSigner, Reply, START, Sim, endpoints, rsa_config, session_jwt};
+use symphony_auth_core::{
     AuthError, Authenticator, Config, Event, FailureCause, Generation, KeyManagerOutcome, KeyManagerPolicy,
     LoginEndpoint, ProtocolProblem, RetryPolicy, State, TransportFailure, TransportKind, UnauthorizedOutcome,
     UsageError,
 };
-use support::{BrokenSigner, Reply, START, Sim, endpoints, rsa_config, session_jwt};
 
 const SESSION: LoginEndpoint = LoginEndpoint::RsaSession;
 const KM: LoginEndpoint = LoginEndpoint::RsaKeyManager;
@@ -204,7 +204,7 @@ fn simplified_key_delivery_skips_the_key_manager_and_is_remembered() {
     let tokens = sim.machine.tokens().unwrap();
     assert!(tokens.simplified_key_delivery() && tokens.key_manager().is_none());
     // The abandoned key-manager request may still answer: it is accepted and ignored.
-    let km_id = auth_core::RequestId::from_u64(2);
+    let km_id = symphony_auth_core::RequestId::from_u64(2);
     assert_eq!(
         sim.machine.handle_response(km_id, &support::response(200, support::token_body("late"), None), sim.now),
         Ok(())
@@ -282,7 +282,7 @@ fn an_aborted_login_can_start_afresh_and_late_answers_are_ignored() {
     assert!(sim.machine.start());
     assert!(matches!(sim.drive(plain_pod), Event::Authenticated { .. }));
     assert_eq!(
-        sim.machine.handle_response(auth_core::RequestId::from_u64(99), &ok, START),
+        sim.machine.handle_response(symphony_auth_core::RequestId::from_u64(99), &ok, START),
         Err(UsageError::UnknownRequest(99))
     );
 }
@@ -308,9 +308,9 @@ fn the_jwt_is_fresh_for_every_attempt() {
     sim.machine.handle_response(first.id, &support::response(503, String::new(), None), START).unwrap();
     let later = START.saturating_add(Duration::from_secs(1));
     let second = sim.machine.poll_request(later).unwrap();
-    let exp = |r: &auth_core::LoginRequest| {
+    let exp = |r: &symphony_auth_core::LoginRequest| {
         let body: serde_json::Value = serde_json::from_slice(r.request.body()).unwrap();
-        auth_core::decode_claims(body["token"].as_str().unwrap()).unwrap()["exp"].as_u64().unwrap()
+        symphony_auth_core::decode_claims(body["token"].as_str().unwrap()).unwrap()["exp"].as_u64().unwrap()
     };
     assert_eq!(exp(&first), START.as_secs() + 240);
     assert_eq!(exp(&second), START.as_secs() + 241);
@@ -337,8 +337,8 @@ fn both_legs_of_a_parallel_login_share_one_signature() {
 
     #[derive(Debug, Default)]
     struct Counting(AtomicUsize);
-    impl auth_core::JwtSigner for Counting {
-        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, auth_core::SignError> {
+    impl symphony_auth_core::JwtSigner for Counting {
+        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, symphony_auth_core::SignError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             support::signer().sign_rs512(message)
         }
@@ -363,16 +363,16 @@ fn both_legs_of_a_parallel_login_share_one_signature() {
 /// An RSA bot whose agent has a host of its own, so that SKD depends on the agent's version.
 fn dedicated_agent_config() -> Config {
     let mut endpoints = endpoints();
-    endpoints.agent = auth_core::BaseUrl::parse("agent", "https://agent.example:8443").unwrap();
+    endpoints.agent = symphony_auth_core::BaseUrl::parse("agent", "https://agent.example:8443").unwrap();
     rsa_config(10).with_endpoints_for_test(endpoints).with_parallel_login(false)
 }
 
 trait WithEndpoints {
-    fn with_endpoints_for_test(self, endpoints: auth_core::Endpoints) -> Self;
+    fn with_endpoints_for_test(self, endpoints: symphony_auth_core::Endpoints) -> Self;
 }
 
 impl WithEndpoints for Config {
-    fn with_endpoints_for_test(self, endpoints: auth_core::Endpoints) -> Self {
+    fn with_endpoints_for_test(self, endpoints: symphony_auth_core::Endpoints) -> Self {
         Config::new(endpoints, self.username().as_str(), self.method().clone())
             .unwrap()
             .with_retry(self.retry().clone())
@@ -444,8 +444,8 @@ fn the_jwt_can_be_signed_outside_the_machine() {
 
     #[derive(Debug, Default)]
     struct Counting(AtomicUsize);
-    impl auth_core::JwtSigner for Counting {
-        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, auth_core::SignError> {
+    impl symphony_auth_core::JwtSigner for Counting {
+        fn sign_rs512(&self, message: &[u8]) -> Result<Vec<u8>, symphony_auth_core::SignError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             support::signer().sign_rs512(message)
         }
@@ -475,7 +475,7 @@ fn the_jwt_can_be_signed_outside_the_machine() {
     let mut machine = Authenticator::new(support::rsa_config(10), 1);
     machine.start();
     let _job = machine.poll_jwt(START).unwrap();
-    machine.supply_jwt(Err(auth_core::SignError("HSM unplugged".into())));
+    machine.supply_jwt(Err(symphony_auth_core::SignError("HSM unplugged".into())));
     assert!(matches!(machine.poll_event(), Some(Event::LoginFailed(AuthError::Signing(_)))));
     assert!(!machine.is_logging_in());
 

@@ -316,7 +316,7 @@ def main() -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.fake_pod.is_file():
         print(f"fake-pod not found at {args.fake_pod}; build it with\n"
-              "  CARGO_TARGET_DIR=target-compat cargo build -p auth-testkit --bin fake-pod", file=sys.stderr)
+              "  CARGO_TARGET_DIR=target-compat cargo build -p symphony-auth-testkit --bin fake-pod", file=sys.stderr)
         return 2
 
     print(f"symphony-bdk-python {dist_version('symphony-bdk-python')}, Python {sys.version.split()[0]}")

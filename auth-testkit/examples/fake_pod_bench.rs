@@ -4,18 +4,18 @@
 //! RS512 verify, session-token signing, HTTP) plus loopback HTTP, not the client's signing.
 //!
 //! ```text
-//! cargo run --release -p auth-testkit --example fake_pod_bench [-- SECONDS_PER_ROW]
+//! cargo run --release -p symphony-auth-testkit --example fake_pod_bench [-- SECONDS_PER_ROW]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use auth_testkit::{Endpoint, FakePod, FakePodServer};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::PrivateKey;
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::sha2::Sha512;
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const KEYS: [(&str, &str, &str); 2] = [
     (

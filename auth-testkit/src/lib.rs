@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::{SystemTime, UNIX_EPOCH};
-//! use auth_testkit::{Endpoint, FakePod, Fault, Peer};
+//! use symphony_auth_testkit::{Endpoint, FakePod, Fault, Peer};
 //!
 //! let mut pod = FakePod::new();
 //! pod.add_rsa_bot("bot", include_str!("../../fixtures/keys/bot-2048.pub.pem"))?;
@@ -32,7 +32,7 @@
 //! let reply = pod.handle(now, login(), &Peer::in_process());
 //! assert_eq!(reply.status(), Some(401)); // the script is used up; a bad JWT is refused
 //! assert_eq!(pod.counters().requests(Endpoint::SessionLogin), 2);
-//! # Ok::<(), auth_testkit::TestkitError>(())
+//! # Ok::<(), symphony_auth_testkit::TestkitError>(())
 //! ```
 
 mod endpoint;

@@ -74,7 +74,7 @@ impl Pki {
     /// code paths do not depend on the algorithm).
     pub(crate) fn generate() -> Result<Self, TestkitError> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name.push(DnType::CommonName, "auth-testkit fake pod CA");
+        ca_params.distinguished_name.push(DnType::CommonName, "symphony-auth-testkit fake pod CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];

@@ -4,8 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use auth_testkit::{Endpoint, FakePod, Fault, Peer, Reply};
 use common::*;
+use symphony_auth_testkit::{Endpoint, FakePod, Fault, Peer, Reply};
 
 const LOGIN: &str = "/login/pubkey/authenticate";
 const RELAY: &str = "/relay/pubkey/authenticate";

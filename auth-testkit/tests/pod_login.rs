@@ -4,9 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use auth_testkit::{Endpoint, FakePod, Peer, TestkitError};
 use common::*;
 use serde_json::json;
+use symphony_auth_testkit::{Endpoint, FakePod, Peer, TestkitError};
 
 const LOGIN: &str = "/login/pubkey/authenticate";
 const RELAY: &str = "/relay/pubkey/authenticate";
@@ -21,7 +21,7 @@ fn pod() -> FakePod {
     pod
 }
 
-fn login(pod: &mut FakePod, path: &str, jwt: &str) -> auth_testkit::Reply {
+fn login(pod: &mut FakePod, path: &str, jwt: &str) -> symphony_auth_testkit::Reply {
     pod.handle(t0(), rsa_login(path, jwt), &Peer::in_process())
 }
 

@@ -4,8 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use auth_testkit::{DEFAULT_AGENT_VERSION, FakePod, Peer, Reply};
 use common::*;
+use symphony_auth_testkit::{DEFAULT_AGENT_VERSION, FakePod, Peer, Reply};
 
 const INFO: &str = "/pod/v2/sessioninfo";
 const ECHO: &str = "/agent/v1/util/echo";

@@ -5,10 +5,10 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_testkit::{Endpoint, FakePod, FakePodServer, Fault};
 use common::net::{agent, identity, read};
 use common::*;
 use serde_json::json;
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, Fault};
 
 fn server() -> FakePodServer {
     let mut pod = FakePod::new();

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::{JwtSigner, RsaSigner};
-use auth_testkit::FakePodServer;
 use serde_json::{Value, json};
+use symphony_auth_core::{JwtSigner, RsaSigner};
+use symphony_auth_testkit::FakePodServer;
 use tokio::runtime::Runtime;
 
 use crate::fixture::{self, KEY_4096};

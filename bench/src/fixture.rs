@@ -6,8 +6,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{Config, Endpoints, JwtSigner, USER_AGENT_VALUE};
-use auth_testkit::{Endpoint, FakePod, FakePodServer};
+use symphony_auth_core::{Config, Endpoints, JwtSigner, USER_AGENT_VALUE};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 /// The bot's name on the fake.
 pub(crate) const BOT: &str = "bench.bot";
@@ -19,8 +19,8 @@ pub(crate) const KEY_4096: (&[u8], &str) =
     (include_bytes!("../../fixtures/keys/bot-4096.pkcs8.pem"), include_str!("../../fixtures/keys/bot-4096.pub.pem"));
 
 /// The drivers' default timeouts: the bare clients use the same.
-const CONNECT_TIMEOUT: Duration = auth_blocking::DEFAULT_CONNECT_TIMEOUT;
-const TIMEOUT: Duration = auth_blocking::DEFAULT_TIMEOUT;
+const CONNECT_TIMEOUT: Duration = symphony_auth_blocking::DEFAULT_CONNECT_TIMEOUT;
+const TIMEOUT: Duration = symphony_auth_blocking::DEFAULT_TIMEOUT;
 
 /// A fake pod on loopback with [`BOT`] registered under `public_key_pem`.
 pub(crate) fn fake_pod(public_key_pem: &str) -> FakePodServer {
@@ -43,12 +43,12 @@ pub(crate) fn config(url: &str, signer: Arc<dyn JwtSigner>, parallel: bool) -> C
     Config::rsa(endpoints, BOT, signer).expect("a valid configuration").with_parallel_login(parallel)
 }
 
-pub(crate) fn blocking_bot(config: Config) -> auth_blocking::Bot {
-    auth_blocking::Bot::builder(config).build().expect("the blocking bot builds")
+pub(crate) fn blocking_bot(config: Config) -> symphony_auth_blocking::Bot {
+    symphony_auth_blocking::Bot::builder(config).build().expect("the blocking bot builds")
 }
 
-pub(crate) fn async_bot(config: Config) -> auth_async::Bot {
-    auth_async::Bot::builder(config).build().expect("the async bot builds")
+pub(crate) fn async_bot(config: Config) -> symphony_auth_async::Bot {
+    symphony_auth_async::Bot::builder(config).build().expect("the async bot builds")
 }
 
 /// A plain ureq agent with the blocking driver's settings (see `auth-blocking/src/transport.rs`): statuses are not

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{DEFAULT_JWT_LIFETIME, Endpoints, JwtSigner, LoginEndpoint, RsaSigner, UnixTime, login_jwt, rsa_login};
-use auth_testkit::Endpoint;
 use serde_json::{Value, json};
+use symphony_auth_core::{
+    DEFAULT_JWT_LIFETIME, Endpoints, JwtSigner, LoginEndpoint, RsaSigner, UnixTime, login_jwt, rsa_login,
+};
+use symphony_auth_testkit::Endpoint;
 use tokio::runtime::Runtime;
 
 use crate::alloc::live_bytes;

@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::{JwtSigner, KEY_MANAGER_TOKEN_HEADER, RsaSigner, SESSION_TOKEN_HEADER, Tokens, echo};
-use auth_testkit::FakePodServer;
 use serde_json::{Value, json};
+use symphony_auth_core::{JwtSigner, KEY_MANAGER_TOKEN_HEADER, RsaSigner, SESSION_TOKEN_HEADER, Tokens, echo};
+use symphony_auth_testkit::FakePodServer;
 use tokio::runtime::Runtime;
 
 use crate::fixture::{self, KEY_4096};
@@ -24,7 +24,7 @@ const WARM_UP: usize = 200;
 const TOKEN_CALLS: usize = 1_000_000;
 const CALLERS: [usize; 3] = [1, 2, 8];
 
-/// The echo body the bot sends (`auth_core::echo(.., "bench")`), for the bare clients.
+/// The echo body the bot sends (`symphony_auth_core::echo(.., "bench")`), for the bare clients.
 const BODY: &str = r#"{"message":"bench"}"#;
 
 /// The two token header values, as a caller of the bare client would copy them.
@@ -37,7 +37,7 @@ fn headers(tokens: &Tokens) -> (String, String) {
 /// Samples of (bot, bare).
 type Pair = (Vec<Duration>, Vec<Duration>);
 
-fn blocking_send(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, auth_blocking::Bot) {
+fn blocking_send(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, symphony_auth_blocking::Bot) {
     let bot = fixture::blocking_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
     let agent = fixture::bare_ureq();
     let (session, km) = headers(&bot.tokens().expect("login"));
@@ -79,7 +79,7 @@ fn blocking_send(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, 
     ((a, b), bot)
 }
 
-fn async_send(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, auth_async::Bot) {
+fn async_send(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, symphony_auth_async::Bot) {
     let bot = fixture::async_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
     let client = fixture::bare_reqwest();
     let url = format!("{}/agent/v1/util/echo", server.http_url());
@@ -134,7 +134,7 @@ struct FastPath {
     per_caller_ns: f64,
 }
 
-fn fast_path_blocking(bot: &auth_blocking::Bot, callers: usize) -> FastPath {
+fn fast_path_blocking(bot: &symphony_auth_blocking::Bot, callers: usize) -> FastPath {
     let each = TOKEN_CALLS / callers;
     let start = std::sync::Barrier::new(callers + 1);
     let (wall, per_caller) = std::thread::scope(|scope| {
@@ -158,7 +158,7 @@ fn fast_path_blocking(bot: &auth_blocking::Bot, callers: usize) -> FastPath {
     summarise(callers, each, wall, &per_caller)
 }
 
-fn fast_path_async(rt: &Runtime, bot: &auth_async::Bot, callers: usize) -> FastPath {
+fn fast_path_async(rt: &Runtime, bot: &symphony_auth_async::Bot, callers: usize) -> FastPath {
     let each = TOKEN_CALLS / callers;
     rt.block_on(async {
         let start = Arc::new(tokio::sync::Barrier::new(callers + 1));

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::{JwtSigner, RsaSigner, echo};
-use auth_testkit::{Endpoint, FakePodServer};
 use serde_json::{Value, json};
+use symphony_auth_core::{JwtSigner, RsaSigner, echo};
+use symphony_auth_testkit::{Endpoint, FakePodServer};
 use tokio::runtime::Runtime;
 
 use crate::fixture::{self, KEY_4096};

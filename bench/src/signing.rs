@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use auth_core::{DEFAULT_JWT_LIFETIME, JwtSigner, RingSigner, RsaSigner, UnixTime, login_jwt};
 use serde_json::{Value, json};
+use symphony_auth_core::{DEFAULT_JWT_LIFETIME, JwtSigner, RingSigner, RsaSigner, UnixTime, login_jwt};
 
 use crate::fixture::{BOT, KEY_2048, KEY_4096};
 use crate::stats::{Summary, Table, cell};

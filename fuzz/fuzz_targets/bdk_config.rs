@@ -1,11 +1,11 @@
-//! Arbitrary text (lossy UTF-8) to `auth_core::parse_bdk_config`, with an environment closure that answers some
+//! Arbitrary text (lossy UTF-8) to `symphony_auth_core::parse_bdk_config`, with an environment closure that answers some
 //! `${NAME}` lookups (values with `${`, `}`, newlines, YAML syntax) and not others. Checks: no panic. A parsed
 //! configuration then goes through `to_config`, `url_with_credentials` and `load` with an in-memory file reader
 //! (test fixtures for `key.pem`, `cert.pem`, `bot.p12`; not-found for any other path): no panic there either.
 
 #![no_main]
 
-use auth_core::{LoginMethod, parse_bdk_config};
+use symphony_auth_core::{LoginMethod, parse_bdk_config};
 use libfuzzer_sys::fuzz_target;
 
 fn env(name: &str) -> Option<String> {

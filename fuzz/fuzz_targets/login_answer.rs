@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use auth_core::{Authenticator, Config, Endpoints, Event, HttpResponse, KeyManagerPolicy, State, UnixTime};
+use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpResponse, KeyManagerPolicy, State, UnixTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
@@ -91,9 +91,9 @@ fn body_bytes(body: &Body) -> Vec<u8> {
             claims.insert("sub".into(), "fuzz.bot".into());
             claims.insert("extra".into(), extra.clone().into());
             match skd {
-                SkdClaim::True => drop(claims.insert(auth_core::SKD_CLAIM.into(), true.into())),
-                SkdClaim::False => drop(claims.insert(auth_core::SKD_CLAIM.into(), false.into())),
-                SkdClaim::StringTrue => drop(claims.insert(auth_core::SKD_CLAIM.into(), "true".into())),
+                SkdClaim::True => drop(claims.insert(symphony_auth_core::SKD_CLAIM.into(), true.into())),
+                SkdClaim::False => drop(claims.insert(symphony_auth_core::SKD_CLAIM.into(), false.into())),
+                SkdClaim::StringTrue => drop(claims.insert(symphony_auth_core::SKD_CLAIM.into(), "true".into())),
                 SkdClaim::Absent => {}
             }
             let mut payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());

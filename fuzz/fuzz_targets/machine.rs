@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use auth_core::{
+use symphony_auth_core::{
     Authenticator, BaseUrl, Config, Endpoints, Event, Generation, HttpResponse, JwtSigner, KeyManagerPolicy,
     RequestId, RetryPolicy, SignError, State, TransportFailure, TransportKind, UnixTime,
 };
@@ -157,7 +157,7 @@ impl Driver {
         if !skd && self.tokens_made % 2 == 0 {
             return format!("tok-{}", self.tokens_made);
         }
-        let claims = serde_json::json!({ "sub": "fuzz.bot", "n": self.tokens_made, auth_core::SKD_CLAIM: skd });
+        let claims = serde_json::json!({ "sub": "fuzz.bot", "n": self.tokens_made, symphony_auth_core::SKD_CLAIM: skd });
         format!("eyJhbGciOiJSUzUxMiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(claims.to_string()))
     }
 
@@ -187,7 +187,7 @@ impl Driver {
         builder.body(body).ok()
     }
 
-    fn answered(&mut self, result: Result<(), auth_core::UsageError>) {
+    fn answered(&mut self, result: Result<(), symphony_auth_core::UsageError>) {
         if self.issued <= 64 {
             result.expect("an answer to an id the machine handed out was refused");
         }

@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use auth_core::{ClientIdentity, JwtSigner, MIN_RSA_BITS, RsaSigner};
+use symphony_auth_core::{ClientIdentity, JwtSigner, MIN_RSA_BITS, RsaSigner};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
@@ -169,7 +169,7 @@ fn check_key(pem: &[u8]) {
     }
 }
 
-fn check_identity(result: Result<ClientIdentity, auth_core::IdentityError>) {
+fn check_identity(result: Result<ClientIdentity, symphony_auth_core::IdentityError>) {
     if let Ok(identity) = result {
         assert!(!identity.certificate_chain_der().is_empty(), "an identity without a certificate");
         let _ = identity.private_key_der();

@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_async::{Bot, BotBuilder};
-use auth_core::{BaseUrl, Config, Endpoints, Event, KeyManagerPolicy, RetryPolicy, RsaSigner};
-use auth_testkit::{FakePod, FakePodServer};
+use symphony_auth_async::{Bot, BotBuilder};
+use symphony_auth_core::{BaseUrl, Config, Endpoints, Event, KeyManagerPolicy, RetryPolicy, RsaSigner};
+use symphony_auth_testkit::{FakePod, FakePodServer};
 
 /// Test-only keys (see fixtures/keys/README.md).
 pub const KEY: &[u8] = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
@@ -50,7 +50,7 @@ pub fn cert_builder(server: &FakePodServer) -> BotBuilder {
     let endpoints = Endpoints { pod: https.clone(), key_manager: mtls.clone(), session_auth: mtls, agent: https };
     let config = Config::certificate(endpoints, CERT_BOT).unwrap().with_retry(quick_retry(Duration::from_millis(100)));
     let identity = server.client_identity(CERT_BOT).unwrap();
-    let identity = auth_core::ClientIdentity::from_pem(identity.bundle_pem().as_bytes()).unwrap();
+    let identity = symphony_auth_core::ClientIdentity::from_pem(identity.bundle_pem().as_bytes()).unwrap();
     Bot::builder(config)
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()

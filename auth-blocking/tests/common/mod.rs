@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_blocking::auth_core::{Config, Endpoints, KeyManagerPolicy, RetryPolicy, RsaSigner};
-use auth_blocking::{Bot, BotBuilder};
-use auth_testkit::{FakePod, FakePodServer};
+use symphony_auth_blocking::symphony_auth_core::{Config, Endpoints, KeyManagerPolicy, RetryPolicy, RsaSigner};
+use symphony_auth_blocking::{Bot, BotBuilder};
+use symphony_auth_testkit::{FakePod, FakePodServer};
 
 /// Test-only keys (fixtures), never used anywhere real.
 pub const KEY_2048: &[u8] = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");

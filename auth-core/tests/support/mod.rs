@@ -5,12 +5,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use auth_core::{
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use symphony_auth_core::{
     Authenticator, Config, Endpoints, Event, HttpResponse, JwtSigner, LoginEndpoint, RetryPolicy, RsaSigner,
     TransportFailure, TransportKind, UnixTime,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub const START: UnixTime = UnixTime::from_secs(1_700_000_000);
 
@@ -175,8 +175,8 @@ impl Sim {
 pub struct BrokenSigner;
 
 impl JwtSigner for BrokenSigner {
-    fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, auth_core::SignError> {
-        Err(auth_core::SignError("HSM unavailable".into()))
+    fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, symphony_auth_core::SignError> {
+        Err(symphony_auth_core::SignError("HSM unavailable".into()))
     }
 }
 
@@ -185,7 +185,7 @@ impl JwtSigner for BrokenSigner {
 pub struct ConstantSigner;
 
 impl JwtSigner for ConstantSigner {
-    fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, auth_core::SignError> {
+    fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, symphony_auth_core::SignError> {
         Ok(vec![0; 256])
     }
 }
@@ -200,7 +200,7 @@ pub fn fast_config_with(attempts: u32, dedicated_agent: bool) -> Config {
     let retry = rsa_config(attempts).retry().clone();
     let mut endpoints = endpoints();
     if dedicated_agent {
-        endpoints.agent = auth_core::BaseUrl::parse("agent", "https://agent.example").unwrap();
+        endpoints.agent = symphony_auth_core::BaseUrl::parse("agent", "https://agent.example").unwrap();
     }
     Config::rsa(endpoints, "bot.user", Arc::new(ConstantSigner)).unwrap().with_retry(retry)
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use auth_testkit::{FakePod, FakePodServer};
 use serde_json::Value;
+use symphony_auth_testkit::{FakePod, FakePodServer};
 
 const USAGE: &str = "usage: fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... \
 [--cert-bot NAME]... [--tls-dir DIR] [--session-ttl SECONDS] [--skd] [--latency-ms N]";

@@ -5,13 +5,13 @@ pub mod net;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_testkit::Reply;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::PrivateKey;
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::sha2::Sha512;
 use serde_json::{Value, json};
+use symphony_auth_testkit::Reply;
 
 pub const BOT_2048_KEY: &str = include_str!("../../../fixtures/keys/bot-2048.pkcs8.pem");
 pub const BOT_2048_PUB: &str = include_str!("../../../fixtures/keys/bot-2048.pub.pem");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use auth_testkit::ClientIdentity;
+use symphony_auth_testkit::ClientIdentity;
 use ureq::Agent;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 

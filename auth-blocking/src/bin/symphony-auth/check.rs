@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use auth_blocking::auth_core::{
+use symphony_auth_blocking::symphony_auth_core::{
     self, BaseUrl, ConfigFileError, CredentialSource, HttpRequest, HttpResponse, IdentityKeyFormat, KeyFormat,
     KeyManagerPolicy, LoginEndpoint, LoginMethod, RsaSigner, Source, UnixTime, grants_simplified_key_delivery,
     login_jwt, parse_bdk_config,
 };
-use auth_blocking::{Bot, Error};
+use symphony_auth_blocking::{Bot, Error};
 
 use crate::failure::{Class, Failure};
 
@@ -218,7 +218,7 @@ fn check_logins(bot: &Bot, failed_origins: &[String], report: &mut Report) {
             match login_jwt(config.username().as_str(), now, config.jwt_lifetime(), signer.as_ref()) {
                 Ok(jwt) => [LoginEndpoint::RsaSession, LoginEndpoint::RsaKeyManager]
                     .into_iter()
-                    .map(|endpoint| (endpoint, auth_core::rsa_login(endpoint, endpoints, &jwt)))
+                    .map(|endpoint| (endpoint, symphony_auth_core::rsa_login(endpoint, endpoints, &jwt)))
                     .collect(),
                 Err(error) => {
                     report.problem(Class::Config, format!("cannot sign the login JWT: {error}"));
@@ -228,7 +228,7 @@ fn check_logins(bot: &Bot, failed_origins: &[String], report: &mut Report) {
         }
         _ => [LoginEndpoint::CertificateSession, LoginEndpoint::CertificateKeyManager]
             .into_iter()
-            .map(|endpoint| (endpoint, auth_core::certificate_login(endpoint, endpoints)))
+            .map(|endpoint| (endpoint, symphony_auth_core::certificate_login(endpoint, endpoints)))
             .collect(),
     };
     let mut skd = false;
@@ -312,5 +312,5 @@ fn origin(base: &BaseUrl) -> String {
 
 /// Server time minus `received`, in whole seconds, from the answer's `Date` header.
 fn clock_offset(response: &HttpResponse, received: SystemTime) -> Option<i64> {
-    auth_core::server_clock_offset(response, UnixTime::from_system_time(received))
+    symphony_auth_core::server_clock_offset(response, UnixTime::from_system_time(received))
 }

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use auth_blocking::Error;
-use auth_blocking::auth_core::{AuthError, FailureCause, TransportKind};
+use symphony_auth_blocking::Error;
+use symphony_auth_blocking::symphony_auth_core::{AuthError, FailureCause, TransportKind};
 
 /// What kind of failure: decides the exit code and the prefix of the one line printed on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl fmt::Display for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_blocking::auth_core::{ConfigError, LoginEndpoint, TransportFailure};
+    use symphony_auth_blocking::symphony_auth_core::{ConfigError, LoginEndpoint, TransportFailure};
 
     #[test]
     fn errors_fall_into_their_class() {

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use auth_blocking::Bot;
-use auth_blocking::auth_core::{self, LoginMethod};
+use symphony_auth_blocking::Bot;
+use symphony_auth_blocking::symphony_auth_core::{self, LoginMethod};
 
 use crate::failure::{Class, Failure};
 
@@ -13,14 +13,14 @@ const ECHO_MESSAGE: &str = "symphony-auth login";
 
 /// Logs in with the configuration at `path` and prints the outcome (a summary, or one JSON object).
 pub(crate) fn run(path: &Path, json: bool, attempts: Option<u32>) -> Result<(), Failure> {
-    let bot = Bot::from_settings(crate::with_attempts(auth_blocking::load_config_file(path)?, attempts)?)?;
+    let bot = Bot::from_settings(crate::with_attempts(symphony_auth_blocking::load_config_file(path)?, attempts)?)?;
     let started = Instant::now();
     let tokens = bot.tokens()?;
     let login_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let info = bot.session_info()?;
     let key_manager = tokens.key_manager().is_some();
     if key_manager {
-        let response = bot.send(auth_core::echo(bot.config().endpoints(), ECHO_MESSAGE))?;
+        let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), ECHO_MESSAGE))?;
         check_echo(response.status().as_u16(), response.body())?;
     }
     let skipped = |done| if done { "ok" } else { "skipped" };

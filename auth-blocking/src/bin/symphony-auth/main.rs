@@ -15,9 +15,9 @@ mod login;
 
 /// `--attempts N` applied to the retry policy of loaded settings.
 fn with_attempts(
-    mut loaded: auth_blocking::auth_core::LoadedSettings,
+    mut loaded: symphony_auth_blocking::symphony_auth_core::LoadedSettings,
     attempts: Option<u32>,
-) -> Result<auth_blocking::auth_core::LoadedSettings, auth_blocking::Error> {
+) -> Result<symphony_auth_blocking::symphony_auth_core::LoadedSettings, symphony_auth_blocking::Error> {
     if let Some(attempts) = attempts {
         let retry = loaded.config.retry().clone().with_max_attempts(attempts)?;
         loaded.config = loaded.config.with_retry(retry);
