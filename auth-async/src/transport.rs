@@ -5,135 +5,35 @@
 use std::error::Error as StdError;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
-use symphony_auth_core::{
-    ClientIdentity, HttpRequest, HttpResponse, IdentityKeyFormat, TransportFailure, TransportKind,
-};
+use rustls::ClientConfig;
+use symphony_auth_core::{ConfigError, HttpRequest, HttpResponse, TransportFailure, TransportKind};
+
+use symphony_auth_core::driver::ClientOptions;
 
 use crate::Error;
 
-/// What the HTTP client is built from.
-pub(crate) struct ClientSettings<'a> {
-    pub(crate) extra_roots: &'a [CertificateDer<'static>],
-    /// Also trust the operating system's store, read when the client is built.
-    pub(crate) platform_roots: bool,
-    pub(crate) identity: Option<&'a ClientIdentity>,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) timeout: Duration,
-    pub(crate) proxy: Option<reqwest::Proxy>,
-}
-
-/// Reads every `CERTIFICATE` block of `pem`; at least one is required.
-pub(crate) fn parse_root_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Tls(format!("cannot read the extra root certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::Tls("no `-----BEGIN CERTIFICATE-----` block in the extra root certificates".into()));
-    }
-    Ok(certs)
-}
-
-/// The certificates of the operating system's trust store, read now (`rustls-native-certs`: the files of
-/// `/etc/ssl/certs` and the like on Linux, or those named by `SSL_CERT_FILE` / `SSL_CERT_DIR`; the keychain on
-/// macOS; the system store on Windows).
-///
-/// An error only when the store cannot be read at all (no certificate and errors reported); when some
-/// certificates load, the errors of the others are ignored.
-pub(crate) fn platform_certificates() -> Result<Vec<CertificateDer<'static>>, Error> {
-    let loaded = rustls_native_certs::load_native_certs();
-    if loaded.certs.is_empty() && !loaded.errors.is_empty() {
-        let errors = loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        return Err(Error::Tls(format!("cannot read the operating system's certificate store: {errors}")));
-    }
-    Ok(loaded.certs)
-}
-
-/// webpki-roots, plus the `platform` roots (those rustls cannot parse are skipped), plus the extra roots.
-fn root_store(
-    platform: &[CertificateDer<'static>],
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    // Operating system stores often hold old or malformed certificates: skipped, as rustls intends.
-    roots.add_parsable_certificates(platform.iter().cloned());
-    for cert in extra_roots {
-        roots
-            .add(cert.clone())
-            .map_err(|e| Error::Tls(format!("an extra root certificate cannot be used as a trust anchor: {e}")))?;
-    }
-    Ok(roots)
-}
-
-/// The rustls configuration: ring, safe protocol versions, webpki-roots, the operating system's roots when asked,
-/// plus the extra roots, and the client certificate when there is one.
-fn tls_config(settings: &ClientSettings<'_>) -> Result<ClientConfig, Error> {
-    let platform = if settings.platform_roots { platform_certificates()? } else { Vec::new() };
-    let roots = root_store(&platform, settings.extra_roots)?;
-    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let mut config = match settings.identity {
-        None => builder.with_no_client_auth(),
-        Some(identity) => {
-            let chain = identity.certificate_chain_der().iter().map(|der| CertificateDer::from(der.clone())).collect();
-            let der = identity.private_key_der().to_vec();
-            let key = match identity.private_key_format() {
-                IdentityKeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
-                IdentityKeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
-                // Pkcs8, and any format a later core adds (all of them are PKCS#8 today in PKCS#12 files).
-                _ => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
-            };
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::Tls(format!("the client certificate or its key cannot be used: {e}")))?
-        }
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
 /// The bot's one HTTP client: no redirects, no proxy unless one is given (never from the environment), HTTP/1.1,
 /// the given timeouts, statuses never turned into errors (reqwest's default).
-pub(crate) fn build_client(settings: ClientSettings<'_>) -> Result<reqwest::Client, Error> {
-    let tls = tls_config(&settings)?;
+pub(crate) fn build_client(options: &ClientOptions, tls: Arc<ClientConfig>) -> Result<reqwest::Client, Error> {
     let builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(Arc::unwrap_or_clone(tls))
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(settings.connect_timeout)
-        .timeout(settings.timeout)
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.timeout)
         .http1_only()
         .tcp_nodelay(true);
-    let builder = match settings.proxy {
-        Some(proxy) => builder.proxy(proxy),
+    let builder = match &options.proxy {
+        Some(url) => builder.proxy(reqwest::Proxy::all(url.expose_url()).map_err(|_| {
+            Error::Config(ConfigError::InvalidUrl {
+                which: "proxy",
+                url: url.shown().to_owned(),
+                reason: "not a proxy URL",
+            })
+        })?),
         None => builder.no_proxy(),
     };
     builder.build().map_err(|e| Error::Tls(format!("cannot build the HTTP client: {}", chain(&e))))
-}
-
-/// Why an exchange produced no usable response.
-pub(crate) enum Failure {
-    /// The transport failed.
-    Transport(TransportFailure),
-    /// The body is larger than the cap (only when the caller asked for an error rather than a truncated body).
-    TooLarge(usize),
-}
-
-impl From<Failure> for TransportFailure {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Transport(failure) => failure,
-            Failure::TooLarge(cap) => {
-                TransportFailure::new(TransportKind::Other, format!("response body larger than {cap} bytes"))
-            }
-        }
-    }
 }
 
 /// What to do with a body over the cap.
@@ -141,7 +41,7 @@ impl From<Failure> for TransportFailure {
 pub(crate) enum Oversize {
     /// Hand over the first `cap + 1` bytes: the core sees that the body is too large and says so.
     Truncate,
-    /// Fail with [`Failure::TooLarge`].
+    /// Fail with a failure of kind `Other`.
     Fail,
 }
 
@@ -151,24 +51,26 @@ pub(crate) async fn exchange(
     request: HttpRequest,
     cap: usize,
     oversize: Oversize,
-) -> Result<HttpResponse, Failure> {
-    let request = reqwest::Request::try_from(request).map_err(|e| {
-        Failure::Transport(TransportFailure::new(TransportKind::Other, format!("invalid request: {}", chain(&e))))
-    })?;
-    let mut response = client.execute(request).await.map_err(|e| Failure::Transport(classify(&e)))?;
+) -> Result<HttpResponse, TransportFailure> {
+    let request = reqwest::Request::try_from(request)
+        .map_err(|e| TransportFailure::new(TransportKind::Other, format!("invalid request: {}", chain(&e))))?;
+    let mut response = client.execute(request).await.map_err(|e| classify(&e))?;
     let mut head = http::Response::new(Vec::new());
     *head.status_mut() = response.status();
     *head.version_mut() = response.version();
     *head.headers_mut() = std::mem::take(response.headers_mut());
     let limit = cap.saturating_add(1);
     let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n.min(limit as u64) as usize));
-    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::Transport(classify(&e)))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
         let room = limit - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() > cap {
             match oversize {
                 Oversize::Truncate => break,
-                Oversize::Fail => return Err(Failure::TooLarge(cap)),
+                Oversize::Fail => {
+                    let detail = format!("response body larger than {cap} bytes");
+                    return Err(TransportFailure::new(TransportKind::Other, detail));
+                }
             }
         }
     }

@@ -1,178 +1,39 @@
-//! [`Bot`]: the machine behind a mutex, one login at a time for every caller (single flight), and the HTTP client.
+//! [`Bot`]: the core's [`Flight`] behind a mutex and a condition variable, and one ureq agent. Every decision is
+//! the core's; this file moves bytes, sleeps and wakes.
 
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use rustls_pki_types::CertificateDer;
+use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiVerdict, AuthError, Authenticator, ClientIdentity, Config, ConfigError, Event, Generation, HttpRequest,
-    HttpResponse, LoginMethod, LoginRequest, MAX_RESPONSE_BODY, RequestId, SessionInfo, State, Target, Tokens,
-    TransportFailure, TransportKind, UnixTime, api_verdict, parse_session_info,
+    ApiStep, Caller, Config, Event, Flight, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY, RequestId,
+    SessionInfo, State, Step, Tokens, TransportFailure, UnixTime, UsageError, Want, parse_session_info,
 };
-use ureq::{Agent, Proxy, ProxyProtocol};
+use ureq::Agent;
 
 use crate::Error;
-use crate::tls;
-use crate::transport::{self, Failure};
+use crate::transport;
 
-/// Default time allowed to open a connection (as BDK-Java).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Default time allowed for a whole request, answer included (as BDK-Java's read timeout).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default cap on the body of an API response.
-pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+/// The settings of a [`Bot`]; made by [`Bot::builder`].
+pub type BotBuilder = driver::BotBuilder<Blocking>;
 
-/// Settings for a [`Bot`]; made by [`Bot::builder`].
-pub struct BotBuilder {
-    config: Config,
-    extra_roots: Vec<CertificateDer<'static>>,
-    platform_roots: bool,
-    identity: Option<ClientIdentity>,
-    connect_timeout: Duration,
-    timeout: Duration,
-    proxy: Option<Proxy>,
-    max_response_body: usize,
-    seed: Option<u64>,
-    on_event: Option<EventHook>,
-}
+/// The blocking driver, as the core's [`BotBuilder`](driver::BotBuilder) knows it.
+#[derive(Debug)]
+pub struct Blocking;
 
-/// A function the bot calls with each event of its logins (authenticated, retry scheduled, failed, expired).
-type EventHook = Arc<dyn Fn(&Event) + Send + Sync>;
+impl Driver for Blocking {
+    type Bot = Bot;
 
-impl fmt::Debug for BotBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BotBuilder")
-            .field("username", &self.config.username())
-            .field("extra_roots", &self.extra_roots.len())
-            .field("platform_roots", &self.platform_roots)
-            .field("identity", &self.identity)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("timeout", &self.timeout)
-            .field("proxy", &self.proxy.as_ref().map(|p| format!("{}:{}", p.host(), p.port())))
-            .field("max_response_body", &self.max_response_body)
-            .field("on_event", &self.on_event.is_some())
-            .finish_non_exhaustive()
+    fn build(config: Config, options: ClientOptions) -> Result<Bot, Error> {
+        let tls = options.tls_config(rustls_native_certs::load_native_certs)?;
+        let agent = transport::agent(tls, options.proxy.as_ref(), options.connect_timeout, options.timeout)?;
+        let flight = Flight::new(symphony_auth_core::Authenticator::new(config.clone(), options.seed));
+        Ok(Bot { inner: Arc::new(Inner { config, agent, options, flight: Mutex::new(flight), wake: Condvar::new() }) })
     }
-}
-
-impl BotBuilder {
-    /// Trusts the certificates in `pem` (one or more `BEGIN CERTIFICATE` blocks) **in addition to** the built-in
-    /// Mozilla roots: for a pod behind a private CA. May be called more than once.
-    ///
-    /// # Errors
-    /// [`Error::Tls`] when `pem` holds no certificate or a malformed one.
-    pub fn extra_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
-        self.extra_roots.extend(tls::parse_certificates(pem)?);
-        Ok(self)
-    }
-
-    /// Also trusts the certificates of the operating system's store (where a corporate private CA is usually
-    /// installed), **in addition to** the built-in Mozilla roots and the
-    /// [extra roots](Self::extra_root_certificates_pem). The store is read once, when the bot is built; its
-    /// certificates that rustls cannot parse are skipped.
-    #[must_use]
-    pub fn platform_roots(mut self) -> Self {
-        self.platform_roots = true;
-        self
-    }
-
-    /// The TLS client certificate, presented to any server that asks: needed for certificate logins.
-    #[must_use]
-    pub fn client_identity(mut self, identity: ClientIdentity) -> Self {
-        self.identity = Some(identity);
-        self
-    }
-
-    /// Time allowed to open a connection, TLS handshake included. Default 15 s.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for each request, from connecting to the last byte of the answer. Default 60 s.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sends every request through this HTTP CONNECT proxy (`http://host:port`, `https://...`, with optional
-    /// `user:password@`). Proxies are never read from the environment.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for a malformed URL or a SOCKS proxy (not supported).
-    pub fn proxy(mut self, url: &str) -> Result<Self, Error> {
-        let invalid = |reason| {
-            // The URL may carry a password: show it without the user information.
-            let shown = url.rsplit_once('@').map_or(url.to_owned(), |(_, host)| format!("…@{host}"));
-            Error::Config(ConfigError::InvalidUrl { which: "proxy", url: shown, reason })
-        };
-        let proxy = Proxy::new(url).map_err(|_| invalid("not a proxy URL"))?;
-        if !matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https) {
-            return Err(invalid("only HTTP CONNECT proxies (http:// or https://) are supported"));
-        }
-        self.proxy = Some(proxy);
-        Ok(self)
-    }
-
-    /// Cap on the body of an API response ([`Bot::send`]); a larger one is an [`Error::Transport`] of kind
-    /// `Other`. Default 16 MiB. Login answers are always capped at [`symphony_auth_core::MAX_RESPONSE_BODY`].
-    #[must_use]
-    pub fn max_response_body(mut self, bytes: usize) -> Self {
-        self.max_response_body = bytes;
-        self
-    }
-
-    /// The seed of the retry jitter, to replay a run exactly. Default: derived from the clock.
-    #[must_use]
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Calls `hook` with every event of the bot's logins (retries scheduled, logins done or failed, tokens
-    /// expired), with no lock held: for logs and metrics. Events never hold a token.
-    #[must_use]
-    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        self.on_event = Some(Arc::new(hook));
-        self
-    }
-
-    /// Builds the bot and its HTTP client. No request is sent.
-    ///
-    /// # Errors
-    /// [`Error::Tls`] when the TLS configuration cannot be built, or, with [`platform_roots`](Self::platform_roots),
-    /// when the operating system's store cannot be read at all (no certificate loaded); [`Error::Config`] with
-    /// [`ConfigError::MissingCredentials`] for a certificate login without a client identity.
-    pub fn build(self) -> Result<Bot, Error> {
-        if matches!(self.config.method(), LoginMethod::Certificate) && self.identity.is_none() {
-            return Err(Error::Config(ConfigError::MissingCredentials));
-        }
-        let tls = tls::client_config(&self.extra_roots, self.platform_roots, self.identity.as_ref())?;
-        let agent = transport::agent(tls, self.proxy, self.connect_timeout, self.timeout);
-        let seed = self.seed.unwrap_or_else(default_seed);
-        let machine = Authenticator::new(self.config.clone(), seed);
-        Ok(Bot {
-            inner: Arc::new(Inner {
-                config: self.config,
-                agent,
-                max_response_body: self.max_response_body,
-                on_event: self.on_event,
-                shared: Mutex::new(Shared { machine, leader: false, completed: 0, last_error: None }),
-                wake: Condvar::new(),
-            }),
-        })
-    }
-}
-
-/// Jitter needs variety, not secrecy: the clock's nanoseconds mixed with a stack address.
-fn default_seed() -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let local = 0u8;
-    let address = std::ptr::from_ref(&local) as usize as u64;
-    u64::from(nanos) ^ address.rotate_left(32) ^ now().as_millis()
 }
 
 /// A Symphony bot: logs in on first use, keeps its tokens, shares one login between every caller, and sends API
@@ -185,20 +46,16 @@ pub struct Bot {
 struct Inner {
     config: Config,
     agent: Agent,
-    on_event: Option<EventHook>,
-    max_response_body: usize,
-    shared: Mutex<Shared>,
-    /// Signalled when a leader finishes or gives up.
+    options: ClientOptions,
+    flight: Mutex<Flight>,
+    /// Signalled when a leader finishes or goes away.
     wake: Condvar,
 }
 
-/// What the callers share: the machine, whether some caller is driving a login (the leader), how many logins
-/// have finished, and how the last one failed.
-struct Shared {
-    machine: Authenticator,
-    leader: bool,
-    completed: u64,
-    last_error: Option<AuthError>,
+thread_local! {
+    /// The bot whose event hook this thread is running in the middle of a login it leads: a call into that bot
+    /// from the hook would wait for itself.
+    static LEADING_IN_HOOK: Cell<usize> = const { Cell::new(0) };
 }
 
 impl fmt::Debug for Bot {
@@ -215,23 +72,14 @@ fn now() -> UnixTime {
     UnixTime::from_system_time(SystemTime::now())
 }
 
+fn sleep_until(at: UnixTime) {
+    std::thread::sleep(at.saturating_since(now()));
+}
+
 impl Bot {
-    /// Starts the settings of a bot with the machine's configuration (RSA or certificate, endpoints, retry
-    /// policy, key-manager policy, parallel login).
-    #[must_use]
+    /// Starts the settings of a bot with the machine's configuration.
     pub fn builder(config: Config) -> BotBuilder {
-        BotBuilder {
-            config,
-            extra_roots: Vec::new(),
-            platform_roots: false,
-            identity: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            timeout: DEFAULT_TIMEOUT,
-            proxy: None,
-            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
-            seed: None,
-            on_event: None,
-        }
+        BotBuilder::new(config)
     }
 
     /// The configuration.
@@ -243,53 +91,50 @@ impl Bot {
     /// Where the machine stands.
     #[must_use]
     pub fn state(&self) -> State {
-        self.lock().machine.state()
+        self.lock().state()
     }
 
     /// The current tokens, logging in first if there are none. Concurrent callers share one login and get the
-    /// same tokens or the same error.
+    /// same tokens or the same error; after a failed login, callers get its error without a new request until
+    /// its cool-down ends.
     ///
     /// # Errors
-    /// [`Error::Auth`] when the login fails.
+    /// [`Error::Auth`] when the login fails; [`Error::Usage`] when called from the bot's own event hook during a
+    /// login that hook's thread leads.
     pub fn tokens(&self) -> Result<Arc<Tokens>, Error> {
-        let shared = self.lock();
-        self.obtain(shared, false)
+        self.obtain(Want::Current)
     }
 
-    /// Logs in again even though tokens are available (they stay in use until the new ones arrive), and returns
-    /// the new tokens. A login already under way is joined rather than doubled.
+    /// Logs in again even though tokens are available (they stay in use until the new ones arrive), or a failed
+    /// login is cooling down, and returns the new tokens. A login already under way is joined rather than doubled.
     ///
     /// # Errors
-    /// [`Error::Auth`] when the login fails.
+    /// As [`tokens`](Self::tokens).
     pub fn refresh(&self) -> Result<Arc<Tokens>, Error> {
-        let shared = self.lock();
-        self.obtain(shared, true)
+        self.obtain(Want::Fresh)
     }
 
     /// Sends an API call with the tokens attached (`sessionToken`, plus `keyManagerToken` on agent calls). On a
-    /// 401 it reports the tokens' generation, waits for the one shared re-login, and replays the call once; a
-    /// second 401 is [`Error::Unauthorized`]. Any other status is returned as it is.
+    /// 401 it waits for the one shared re-login and replays the call once; a second 401 is
+    /// [`Error::Unauthorized`]. With an API retry policy configured ([`Config::with_api_retry`]), 5xx, 429 and
+    /// transport failures of idempotent calls are retried. Any other status is returned as it is.
     ///
     /// # Errors
     /// [`Error::Auth`] when a login fails, [`Error::Transport`] when the call fails below HTTP or its answer exceeds
     /// the size cap, [`Error::Unauthorized`] on a 401 after a fresh login, [`Error::Usage`] for a URI outside the
     /// configured services (tokens are never sent anywhere else).
     pub fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        let target = self.inner.config.endpoints().target_of(request.uri())?;
-        let tokens = self.tokens()?;
-        let response = self.attempt(request.clone(), &tokens, target)?;
-        if api_verdict(response.status(), false) != ApiVerdict::ReauthenticateAndReplay {
-            return Ok(response);
+        let mut call = self.lock().api_call(request)?;
+        let mut tokens = self.tokens()?;
+        loop {
+            let outcome = transport::execute(&self.inner.agent, call.request(&tokens), self.max_body(), false);
+            match call.handle(outcome, now()) {
+                ApiStep::Return(response) => return Ok(response),
+                ApiStep::Relogin(generation) => tokens = self.obtain(Want::Newer(generation))?,
+                ApiStep::RetryAt(at) => sleep_until(at),
+                ApiStep::Fail(error) => return Err(error.into()),
+            }
         }
-        let tokens = self.after_unauthorized(tokens.generation())?;
-        let response = self.attempt(request, &tokens, target)?;
-        if api_verdict(response.status(), true) == ApiVerdict::Return {
-            return Ok(response);
-        }
-        // Expires these tokens (so that the next caller logs in again) unless newer ones exist already.
-        let generation = tokens.generation();
-        let _ = self.lock().machine.report_unauthorized(generation);
-        Err(Error::Unauthorized { generation: generation.get() })
     }
 
     /// Sends `request` as it is, with **no tokens attached**, through the bot's own HTTP client: the same TLS
@@ -301,26 +146,7 @@ impl Bot {
     /// # Errors
     /// [`Error::Transport`] when the request fails below HTTP or its answer exceeds the size cap.
     pub fn send_unauthenticated(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        self.execute(request)
-    }
-
-    /// One API call with `tokens` attached.
-    fn attempt(&self, mut request: HttpRequest, tokens: &Tokens, target: Target) -> Result<HttpResponse, Error> {
-        tokens.authorize(&mut request, target);
-        self.execute(request)
-    }
-
-    /// One request through the client, as it is.
-    fn execute(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        transport::execute(&self.inner.agent, request, self.inner.max_response_body, false).map_err(|failure| {
-            match failure {
-                Failure::Transport(TransportFailure { kind, detail }) => Error::Transport { kind, detail },
-                Failure::TooLarge(limit) => Error::Transport {
-                    kind: TransportKind::Other,
-                    detail: format!("the response body exceeds the limit of {limit} bytes"),
-                },
-            }
-        })
+        Ok(transport::execute(&self.inner.agent, request, self.max_body(), false)?)
     }
 
     /// The bot's own user record (`GET /pod/v2/sessioninfo`), through [`send`](Self::send).
@@ -332,220 +158,175 @@ impl Bot {
         Ok(parse_session_info(&response)?)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        // The machine stays consistent across a panic in a caller (it is only mutated by whole method calls).
-        self.inner.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    fn max_body(&self) -> usize {
+        self.inner.options.max_response_body
     }
 
-    /// Tokens newer than `generation`, after the caller saw a 401 with it.
-    fn after_unauthorized(&self, generation: Generation) -> Result<Arc<Tokens>, Error> {
-        let mut shared = self.lock();
-        // An unknown generation cannot happen: it came from this machine. Either way, fall through to tokens.
-        let _ = shared.machine.report_unauthorized(generation);
-        self.obtain(shared, false)
+    fn lock(&self) -> MutexGuard<'_, Flight> {
+        // The flight stays consistent across a panic in a caller: it is only changed by whole method calls.
+        self.inner.flight.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The single flight: return the current tokens, or wait for the caller that is logging in, or become that
-    /// caller. `force` asks for a new login even when tokens are available.
-    fn obtain<'a>(&'a self, mut shared: MutexGuard<'a, Shared>, force: bool) -> Result<Arc<Tokens>, Error> {
-        loop {
-            if !force && let Some(tokens) = shared.machine.tokens() {
-                return Ok(tokens);
-            }
-            if shared.leader {
-                let seen = shared.completed;
-                while shared.leader && shared.completed == seen {
-                    shared = self.inner.wake.wait(shared).unwrap_or_else(PoisonError::into_inner);
-                }
-                if shared.completed != seen {
-                    if let Some(error) = &shared.last_error {
-                        return Err(Error::Auth(error.clone()));
-                    }
-                    if let Some(tokens) = shared.machine.tokens() {
-                        return Ok(tokens);
-                    }
-                }
-                // The leader gave up (it panicked) or the new tokens were already refused: go round again.
-                continue;
-            }
-            // Begins a login unless one is under way (a 401 report begins one).
-            if force {
-                shared.machine.refresh();
-            } else {
-                shared.machine.start();
-            }
-            return self.lead(shared);
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The single flight, as the core runs it: lead, follow, or take the answer.
+    fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
+        if LEADING_IN_HOOK.with(Cell::get) == self.key() {
+            return Err(UsageError::CalledFromEventHook.into());
         }
-    }
-
-    /// Drives the login under way to its end, sending each batch of requests concurrently with the lock released.
-    fn lead<'a>(&'a self, mut shared: MutexGuard<'a, Shared>) -> Result<Arc<Tokens>, Error> {
-        shared.leader = true;
-        let mut guard = LeaderGuard { inner: &self.inner, finished: false };
+        let caller = self.lock().join(want)?;
+        // Declared before the guard, so that a panic drops the guard first and the ticket can lock to leave.
+        let mut ticket = Ticket { inner: &self.inner, caller, done: false };
+        let mut sends = Sends::new(&self.inner.agent);
+        let mut flight = self.lock();
         loop {
+            let step = flight.poll(&mut ticket.caller, now());
+            let events: Vec<Event> = std::iter::from_fn(|| flight.poll_event()).collect();
+            let (work, emit_as_leader) = match step {
+                Step::Done { outcome, wake_followers } => {
+                    ticket.done = true;
+                    drop(flight);
+                    if wake_followers {
+                        self.inner.wake.notify_all();
+                    }
+                    self.inner.options.emit(&events);
+                    return Ok(outcome?);
+                }
+                Step::Follow if events.is_empty() => {
+                    flight = self.inner.wake.wait(flight).unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+                Step::Follow => (None, false),
+                work => (Some(work), true),
+            };
+            drop(flight);
+            self.emit_leading(&events, emit_as_leader);
+            let reported = match work {
+                Some(Step::Sign(jwt)) => Reported::Jwt(jwt.sign()),
+                Some(Step::Send(batch)) => sends.start(batch),
+                Some(Step::AwaitAnswers) => sends.next(),
+                Some(Step::WaitUntil(at)) => {
+                    sleep_until(at);
+                    Reported::Nothing
+                }
+                _ => Reported::Nothing,
+            };
+            flight = self.lock();
             let now = now();
-            // Sign with the lock released: other threads keep reading the state meanwhile.
-            if let Some(jwt) = shared.machine.poll_jwt(now) {
-                drop(shared);
-                let signed = jwt.sign();
-                shared = self.lock();
-                shared.machine.supply_jwt(signed);
-            }
-            let batch: Vec<LoginRequest> = std::iter::from_fn(|| shared.machine.poll_request(now)).collect();
-            let sent = !batch.is_empty();
-            if sent {
-                drop(shared);
-                let outcomes = send_batch(&self.inner.agent, batch);
-                shared = self.lock();
-                let now = self::now();
-                for (id, outcome) in outcomes {
-                    // A usage error would be a bug here (ids come from this machine); the login carries on.
-                    let _ = match outcome {
-                        Ok(response) => shared.machine.handle_response(id, &response, now),
-                        Err(failure) => shared.machine.handle_failure(id, failure, now),
-                    };
-                }
-            }
-            let events: Vec<Event> = std::iter::from_fn(|| shared.machine.poll_event()).collect();
-            let outcome = events.iter().find_map(|event| match event {
-                Event::Authenticated { .. } => shared.machine.tokens().map(Ok),
-                Event::LoginFailed(error) => Some(Err(error.clone())),
-                _ => None,
-            });
-            if let Some(outcome) = outcome {
-                guard.finish(&mut shared, outcome.as_ref().err().cloned());
-                drop(shared);
-                self.emit(&events);
-                return outcome.map_err(Error::Auth);
-            }
-            if !events.is_empty() {
-                drop(shared);
-                self.emit(&events);
-                shared = self.lock();
-            }
-            if sent {
-                continue;
-            }
-            match shared.machine.poll_timeout() {
-                Some(at) => {
-                    drop(shared);
-                    std::thread::sleep(at.saturating_since(self::now()));
-                    shared = self.lock();
-                    shared.machine.handle_timeout(self::now());
-                }
-                None if shared.machine.is_logging_in() => {
-                    // Requests out that no one will report: impossible with one leader, but never spin on it.
-                    // Begin afresh; late answers to the dropped requests are ignored by the machine.
-                    shared.machine.abort_login();
-                    shared.machine.start();
-                }
-                None => {
-                    // No login under way and no event: tokens, or begin one.
-                    if let Some(tokens) = shared.machine.tokens() {
-                        guard.finish(&mut shared, None);
-                        return Ok(tokens);
-                    }
-                    shared.machine.start();
-                }
+            match reported {
+                Reported::Jwt(signed) => flight.supply_jwt(signed, now),
+                Reported::Answer(id, Ok(response)) => flight.handle_response(id, &response, now)?,
+                Reported::Answer(id, Err(failure)) => flight.handle_failure(id, failure, now)?,
+                Reported::Lost => flight.abandon_requests(now),
+                Reported::Nothing => {}
             }
         }
     }
-}
 
-impl Bot {
-    /// Hands events to the hook, with no lock held.
-    fn emit(&self, events: &[Event]) {
-        if let Some(hook) = &self.inner.on_event {
-            events.iter().for_each(|event| hook(event));
-        }
-    }
-}
-
-/// Sends a batch of login requests, all at once when there are several, and returns each outcome by id.
-fn send_batch(agent: &Agent, batch: Vec<LoginRequest>) -> Vec<(RequestId, Result<HttpResponse, TransportFailure>)> {
-    let send_one = |login: LoginRequest| {
-        let outcome = match transport::execute(agent, login.request, MAX_RESPONSE_BODY, true) {
-            Ok(response) => Ok(response),
-            Err(Failure::Transport(failure)) => Err(failure),
-            // `truncate` never yields this; keep the match total.
-            Err(Failure::TooLarge(limit)) => {
-                Err(TransportFailure::new(TransportKind::Other, format!("the response body exceeds {limit} bytes")))
-            }
-        };
-        (login.id, outcome)
-    };
-    let mut batch = batch.into_iter();
-    let Some(first) = batch.next() else { return Vec::new() };
-    if batch.len() == 0 {
-        return vec![send_one(first)];
-    }
-    std::thread::scope(|scope| {
-        let others: Vec<_> = batch.map(|login| scope.spawn(move || send_one(login))).collect();
-        let mut outcomes = vec![send_one(first)];
-        for handle in others {
-            match handle.join() {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        outcomes
-    })
-}
-
-/// Clears `leader` when the leader stops, however it stops: a panic abandons the login so that a waiter can begin
-/// afresh, and wakes every waiter.
-struct LeaderGuard<'a> {
-    inner: &'a Inner,
-    finished: bool,
-}
-
-impl LeaderGuard<'_> {
-    /// The login ended: record its outcome and wake the waiters.
-    fn finish(&mut self, shared: &mut Shared, error: Option<AuthError>) {
-        shared.leader = false;
-        shared.completed += 1;
-        shared.last_error = error;
-        self.finished = true;
-        self.inner.wake.notify_all();
-    }
-}
-
-impl Drop for LeaderGuard<'_> {
-    fn drop(&mut self) {
-        if self.finished {
+    /// Hands events to the hook with no lock held. While this thread leads a login, a call from the hook into
+    /// this bot is refused rather than left to wait for itself.
+    fn emit_leading(&self, events: &[Event], leading: bool) {
+        if events.is_empty() {
             return;
         }
-        let mut shared = self.inner.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.leader = false;
-        shared.machine.abort_login();
-        self.inner.wake.notify_all();
+        let previous = LEADING_IN_HOOK.with(|cell| cell.replace(if leading { self.key() } else { 0 }));
+        let _restore = Restore(previous);
+        self.inner.options.emit(events);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Puts back the thread's hook marker, even when the hook panics.
+struct Restore(usize);
 
-    #[test]
-    fn send_unauthenticated_attaches_no_tokens_and_does_not_log_in() {
-        let mut pod = symphony_auth_testkit::FakePod::new();
-        pod.add_rsa_bot("bot", include_str!("../../fixtures/keys/bot-2048.pub.pem")).unwrap();
-        let server = symphony_auth_testkit::FakePodServer::start(pod).unwrap();
-        let signer = Arc::new(
-            symphony_auth_core::RsaSigner::from_pem(include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem")).unwrap(),
-        );
-        let config =
-            Config::rsa(symphony_auth_core::Endpoints::single(&server.http_url()).unwrap(), "bot", signer).unwrap();
-        let bot = Bot::builder(config).max_response_body(64).build().unwrap();
+impl Drop for Restore {
+    fn drop(&mut self) {
+        LEADING_IN_HOOK.with(|cell| cell.set(self.0));
+    }
+}
 
-        let response = bot.send_unauthenticated(symphony_auth_core::session_info(bot.config().endpoints())).unwrap();
-        assert_eq!(response.status(), 401, "no session token was sent");
-        assert!(response.headers().contains_key(http::header::DATE));
-        assert_eq!(server.counters().requests(symphony_auth_testkit::Endpoint::SessionLogin), 0);
-        assert_eq!(bot.state(), State::NeedsSession);
+/// What the leader brings back to the flight after working with the lock released.
+enum Reported {
+    Jwt(Result<symphony_auth_core::SignedJwt, symphony_auth_core::SignError>),
+    Answer(RequestId, Result<HttpResponse, TransportFailure>),
+    /// The threads of the requests still out are gone without answering.
+    Lost,
+    Nothing,
+}
 
-        // The same response-size cap as `send`: the agent's info is larger than 64 bytes.
-        let info = http::Request::get(format!("{}/agent/v1/info", server.http_url())).body(Vec::new()).unwrap();
-        assert!(matches!(bot.send_unauthenticated(info), Err(Error::Transport { kind: TransportKind::Other, .. })));
+/// The login requests a leader has out: the first of a batch is sent on the leader's own thread, the others on
+/// threads of their own, whose answers come back through a channel as each arrives. Threads still out when the
+/// login ends finish on their own; their answers are dropped.
+struct Sends<'a> {
+    agent: &'a Agent,
+    sender: Sender<(RequestId, Result<HttpResponse, TransportFailure>)>,
+    answers: Receiver<(RequestId, Result<HttpResponse, TransportFailure>)>,
+    out: HashSet<RequestId>,
+    /// An answer got on the leader's own thread, handed over at the next `next`.
+    ready: Option<(RequestId, Result<HttpResponse, TransportFailure>)>,
+}
+
+impl<'a> Sends<'a> {
+    fn new(agent: &'a Agent) -> Self {
+        let (sender, answers) = mpsc::channel();
+        Self { agent, sender, answers, out: HashSet::new(), ready: None }
+    }
+
+    fn start(&mut self, batch: Vec<LoginRequest>) -> Reported {
+        let mut batch = batch.into_iter();
+        let Some(first) = batch.next() else { return Reported::Nothing };
+        for login in batch {
+            let (agent, sender, id) = (self.agent.clone(), self.sender.clone(), login.id);
+            let spawned = std::thread::Builder::new().name("symphony-auth-login".into()).spawn(move || {
+                let _ = sender.send((id, transport::execute(&agent, login.request, MAX_RESPONSE_BODY, true)));
+            });
+            match spawned {
+                Ok(_) => {
+                    self.out.insert(id);
+                }
+                Err(e) => {
+                    let failure = TransportFailure::new(symphony_auth_core::TransportKind::Other, e.to_string());
+                    self.ready = Some((id, Err(failure)));
+                }
+            }
+        }
+        Reported::Answer(first.id, transport::execute(self.agent, first.request, MAX_RESPONSE_BODY, true))
+    }
+
+    fn next(&mut self) -> Reported {
+        if let Some((id, outcome)) = self.ready.take() {
+            return Reported::Answer(id, outcome);
+        }
+        if self.out.is_empty() {
+            return Reported::Lost;
+        }
+        match self.answers.recv() {
+            Ok((id, outcome)) => {
+                self.out.remove(&id);
+                Reported::Answer(id, outcome)
+            }
+            Err(_) => Reported::Lost,
+        }
+    }
+}
+
+/// A caller's place in the flight until its answer: dropped before it (the caller panicked), it leaves the flight,
+/// which hands the login to a follower with its backoff, and wakes the followers.
+struct Ticket<'a> {
+    inner: &'a Inner,
+    caller: Caller,
+    done: bool,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let wake = self.inner.flight.lock().unwrap_or_else(PoisonError::into_inner).leave(&self.caller, now());
+        if wake {
+            self.inner.wake.notify_all();
+        }
     }
 }

@@ -1,10 +1,10 @@
-//! TLS for the bot's HTTP client: one `rustls::ClientConfig` built here (ring provider, Mozilla roots, optionally
-//! the operating system's roots, plus any extra roots, the client certificate for mutual TLS) and plugged into
-//! ureq as a connector.
+//! TLS for the bot's HTTP client: the core's `rustls::ClientConfig` (ring provider, Mozilla roots, optionally the
+//! operating system's roots, plus any extra roots, the client certificate for mutual TLS) plugged into ureq as a
+//! connector.
 //!
 //! Why a connector rather than ureq's `TlsConfig`: ureq takes root certificates as DER certificates, and the
 //! built-in Mozilla set (`webpki-roots`) exists only as trust anchors, so `RootCerts::Specific` can add roots only
-//! by *replacing* the Mozilla set. A `RootCertStore` holds both. Building the `ClientConfig` here also fixes the
+//! by *replacing* the Mozilla set. A `RootCertStore` holds both. Building the `ClientConfig` ourselves also fixes the
 //! crypto provider to ring whatever a process installed globally, and turns a bad client key into an error at
 //! build time (ureq would panic on first use).
 
@@ -12,92 +12,11 @@ use std::fmt;
 use std::io::{self, Read as _, Write as _};
 use std::sync::Arc;
 
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer, ServerName,
-};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::ServerName;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport, TransportAdapter,
 };
-
-use symphony_auth_core::{ClientIdentity, IdentityKeyFormat};
-
-use crate::Error;
-
-/// Parses every `CERTIFICATE` block of `pem`.
-pub(crate) fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Tls(format!("cannot read the root certificates PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::Tls("no `-----BEGIN CERTIFICATE-----` block in the root certificates PEM".into()));
-    }
-    Ok(certs)
-}
-
-/// The certificates of the operating system's trust store, read now (`rustls-native-certs`: the files of
-/// `/etc/ssl/certs` and the like on Linux, or those named by `SSL_CERT_FILE` / `SSL_CERT_DIR`; the keychain on
-/// macOS; the system store on Windows).
-///
-/// An error only when the store cannot be read at all (no certificate and errors reported); when some
-/// certificates load, the errors of the others are ignored.
-pub(crate) fn platform_certificates() -> Result<Vec<CertificateDer<'static>>, Error> {
-    let loaded = rustls_native_certs::load_native_certs();
-    if loaded.certs.is_empty() && !loaded.errors.is_empty() {
-        let errors = loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        return Err(Error::Tls(format!("cannot read the operating system's certificate store: {errors}")));
-    }
-    Ok(loaded.certs)
-}
-
-/// The client configuration: ring, TLS 1.2 and 1.3, Mozilla roots, the operating system's roots if
-/// `platform_roots`, plus `extra_roots`, the client certificate if given, ALPN `http/1.1`.
-pub(crate) fn client_config(
-    extra_roots: &[CertificateDer<'static>],
-    platform_roots: bool,
-    identity: Option<&ClientIdentity>,
-) -> Result<Arc<ClientConfig>, Error> {
-    let platform = if platform_roots { platform_certificates()? } else { Vec::new() };
-    let roots = root_store(&platform, extra_roots)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let mut config = match identity {
-        None => builder.with_no_client_auth(),
-        Some(identity) => {
-            let chain = identity.certificate_chain_der().iter().map(|der| CertificateDer::from(der.clone())).collect();
-            let der = identity.private_key_der().to_vec();
-            let key = match identity.private_key_format() {
-                IdentityKeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
-                IdentityKeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
-                // Pkcs8, and any format added later (PKCS#8 is what PKCS#12 yields).
-                _ => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
-            };
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::Tls(format!("unusable client certificate or key: {e}")))?
-        }
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The Mozilla roots, plus the `platform` roots (those rustls cannot parse are skipped), plus `extra_roots`.
-fn root_store(
-    platform: &[CertificateDer<'static>],
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    // Operating system stores often hold old or malformed certificates: skipped, as rustls intends.
-    roots.add_parsable_certificates(platform.iter().cloned());
-    for cert in extra_roots {
-        roots.add(cert.clone()).map_err(|e| Error::Tls(format!("unusable root certificate: {e}")))?;
-    }
-    Ok(roots)
-}
 
 /// Wraps the chained transport in TLS with our `ClientConfig` when the scheme is `https`.
 pub(crate) struct TlsConnector {

@@ -11,16 +11,29 @@ use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpConnector};
 use ureq::{Agent, Proxy};
 
+use crate::Error;
 use crate::tls::TlsConnector;
+use symphony_auth_core::ConfigError;
+use symphony_auth_core::driver::ProxyUrl;
 
 /// Builds the agent: no redirects, statuses never errors, no proxy unless `proxy`, the timeouts, and TLS through
 /// our own `ClientConfig`.
 pub(crate) fn agent(
     tls: Arc<ClientConfig>,
-    proxy: Option<Proxy>,
+    proxy: Option<&ProxyUrl>,
     connect_timeout: Duration,
     timeout: Duration,
-) -> Agent {
+) -> Result<Agent, Error> {
+    let proxy = match proxy {
+        Some(url) => Some(Proxy::new(url.expose_url()).map_err(|_| {
+            Error::Config(ConfigError::InvalidUrl {
+                which: "proxy",
+                url: url.shown().to_owned(),
+                reason: "not a proxy URL",
+            })
+        })?),
+        None => None,
+    };
     let config = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -33,36 +46,25 @@ pub(crate) fn agent(
     // A CONNECT proxy (when configured) prepares the socket, TCP opens it otherwise, then TLS for `https`.
     let connector =
         ().chain(ConnectProxyConnector::default()).chain(TcpConnector::default()).chain(TlsConnector::new(tls));
-    Agent::with_parts(config, connector, DefaultResolver::default())
-}
-
-/// Why a request produced no usable response.
-pub(crate) enum Failure {
-    /// Below HTTP.
-    Transport(TransportFailure),
-    /// The body exceeded the limit (API calls only; login answers are truncated instead).
-    TooLarge(usize),
+    Ok(Agent::with_parts(config, connector, DefaultResolver::default()))
 }
 
 /// Sends `request` and reads at most `limit` bytes of body. Over the limit: with `truncate`, the first `limit + 1`
-/// bytes are returned (the core then reports "too large"); without, [`Failure::TooLarge`].
+/// bytes are returned (the core then reports "too large" for a login answer); without, a failure of kind `Other`.
 pub(crate) fn execute(
     agent: &Agent,
     request: HttpRequest,
     limit: usize,
     truncate: bool,
-) -> Result<HttpResponse, Failure> {
-    let response = agent.run(request).map_err(|e| Failure::Transport(classify(&e)))?;
+) -> Result<HttpResponse, TransportFailure> {
+    let response = agent.run(request).map_err(|e| classify(&e))?;
     let (parts, body) = response.into_parts();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let mut bytes = Vec::new();
-    body.into_with_config()
-        .reader()
-        .take(cap)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Failure::Transport(classify(&ureq::Error::from(e))))?;
+    body.into_with_config().reader().take(cap).read_to_end(&mut bytes).map_err(|e| classify(&ureq::Error::from(e)))?;
     if bytes.len() > limit && !truncate {
-        return Err(Failure::TooLarge(limit));
+        let detail = format!("the response body exceeds the limit of {limit} bytes");
+        return Err(TransportFailure::new(TransportKind::Other, detail));
     }
     Ok(HttpResponse::from_parts(parts, bytes))
 }

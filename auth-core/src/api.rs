@@ -1,108 +1,222 @@
-//! API calls made with the tokens: what a 401 means for the caller, and the bot's session info.
+//! The API-call step: send with the tokens attached → on a 401, one shared re-login and one replay → a second 401
+//! is an error, not a loop; and, when enabled, retries of 5xx, 429 and transport failures with backoff. Pure: a
+//! driver sends what [`ApiCall::request`] builds and feeds back what came of it.
+//!
+//! ```text
+//! let mut call = flight.api_call(request)?;              (under the lock: a jitter seed and the policy)
+//! let mut tokens = tokens(Want::Current)?;
+//! loop {
+//!     let outcome = send(call.request(&tokens)?);
+//!     match call.handle(outcome, now) {
+//!         ApiStep::Return(response) => return Ok(response),
+//!         ApiStep::Relogin(generation) => tokens = tokens(Want::Newer(generation))?,
+//!         ApiStep::RetryAt(at) => sleep until at,
+//!         ApiStep::Fail(error) => return Err(error),
+//!     }
+//! }
+//! ```
 
-use http::StatusCode;
-use serde::Deserialize;
+use std::time::Duration;
 
-use crate::HttpResponse;
-use crate::response::MAX_RESPONSE_BODY;
+use http::header::RETRY_AFTER;
+use http::{Method, StatusCode};
 
-/// What to do with the answer to an API call made with the tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ApiVerdict {
-    /// Hand the response to the caller, whatever its status.
-    Return,
-    /// The tokens were refused: report their generation with
-    /// [`Authenticator::report_unauthorized`](crate::Authenticator::report_unauthorized), wait for the tokens that
-    /// follow, and send the request once more.
-    ReauthenticateAndReplay,
-    /// The tokens of a fresh login were refused too: report the generation, and give the caller an error rather
-    /// than loop.
-    Unauthorized,
+use crate::config::Config;
+use crate::error::{TransportFailure, UsageError};
+use crate::retry::{Jitter, RetryPolicy, parse_retry_after};
+use crate::time::UnixTime;
+use crate::tokens::{Generation, Target, Tokens};
+use crate::{HttpRequest, HttpResponse};
+
+/// Retries of ordinary API calls: 5xx, 429 and retryable transport failures, with the policy's backoff and the
+/// server's `Retry-After` (capped by the policy). Only idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS,
+/// TRACE) are retried, unless [`all_methods`](Self::all_methods) is set or a request carries [`Idempotent`] in its
+/// extensions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiRetry {
+    policy: RetryPolicy,
+    all_methods: bool,
 }
 
-/// Decides what an API answer means: a first 401 is replayed once after a new login; a 401 to the replay is an
-/// error.
-#[must_use]
-pub fn api_verdict(status: StatusCode, replayed: bool) -> ApiVerdict {
-    match (status, replayed) {
-        (StatusCode::UNAUTHORIZED, false) => ApiVerdict::ReauthenticateAndReplay,
-        (StatusCode::UNAUTHORIZED, true) => ApiVerdict::Unauthorized,
-        _ => ApiVerdict::Return,
+impl Default for ApiRetry {
+    /// The BDK policy: 10 attempts, 500 ms doubling up to 300 s, with jitter; idempotent methods only.
+    fn default() -> Self {
+        Self { policy: RetryPolicy::default(), all_methods: false }
     }
 }
 
-/// The bot's own user record, from `GET /pod/v2/sessioninfo` (`UserV2`). Fields the pod adds are ignored.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct SessionInfo {
-    /// The user id.
-    pub id: u64,
-    /// The username (the service account name).
-    pub username: String,
-    /// The display name.
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// The e-mail address.
-    #[serde(default)]
-    pub email_address: Option<String>,
-    /// The roles.
-    #[serde(default)]
-    pub roles: Vec<String>,
+impl ApiRetry {
+    /// Retries with `policy`, idempotent methods only.
+    #[must_use]
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self { policy, all_methods: false }
+    }
+
+    /// Retries every method, POST included: for APIs whose calls are safe to repeat.
+    #[must_use]
+    pub fn all_methods(mut self) -> Self {
+        self.all_methods = true;
+        self
+    }
+
+    /// The backoff policy.
+    #[must_use]
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
 }
 
-/// Why a session-info answer could not be read.
+/// A request extension saying that this request may be repeated even though its method is not idempotent (a POST
+/// that creates nothing, for example), so that [`ApiRetry`] applies to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Idempotent;
+
+/// What to do after an attempt of an API call.
+#[derive(Debug)]
+#[must_use = "a step is work the driver must do"]
+pub enum ApiStep {
+    /// Hand this response to the caller, whatever its status.
+    Return(HttpResponse),
+    /// The tokens of this generation were refused: obtain newer ones (the single flight's `Want::Newer`), then
+    /// send [`ApiCall::request`] again. Happens once per call.
+    Relogin(Generation),
+    /// Send [`ApiCall::request`] again at this instant, with the same tokens.
+    RetryAt(UnixTime),
+    /// Give up with this error.
+    Fail(ApiError),
+}
+
+/// Why an API call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SessionInfoError {
-    /// A status other than 200.
-    #[error("GET /pod/v2/sessioninfo answered HTTP {0}")]
-    Status(u16),
-    /// A 200 whose body is not a user record.
-    #[error("GET /pod/v2/sessioninfo answered a body that is not a user record: {0}")]
-    Body(String),
+pub enum ApiError {
+    /// The tokens of a fresh login were refused too. The next call logs in again, once.
+    #[error("the API call was refused with 401 right after a new login (tokens of generation {generation})")]
+    Unauthorized {
+        /// The generation of the refused tokens.
+        generation: u64,
+    },
+    /// The call failed below HTTP, after `attempts` attempts.
+    #[error("the API call failed after {attempts} attempt(s): {failure}")]
+    Transport {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        failure: TransportFailure,
+    },
 }
 
-/// Reads the answer to [`session_info`](crate::session_info).
-pub fn parse_session_info(response: &HttpResponse) -> Result<SessionInfo, SessionInfoError> {
-    if response.status() != StatusCode::OK {
-        return Err(SessionInfoError::Status(response.status().as_u16()));
-    }
-    if response.body().len() > MAX_RESPONSE_BODY {
-        return Err(SessionInfoError::Body("larger than the size limit".into()));
-    }
-    serde_json::from_slice(response.body()).map_err(|e| SessionInfoError::Body(e.to_string()))
+/// One API call in progress: the request, the tokens it was last sent with, and its replay and retry counts.
+#[derive(Debug)]
+pub struct ApiCall {
+    parts: http::request::Parts,
+    body: Vec<u8>,
+    target: Target,
+    retry: Option<RetryPolicy>,
+    jitter: Jitter,
+    /// Attempts that failed in a retryable way, in a row.
+    failures: u32,
+    /// The generation of the tokens of the last attempt.
+    sent_with: Option<Generation>,
+    replayed: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_401_is_replayed_once() {
-        assert_eq!(api_verdict(StatusCode::UNAUTHORIZED, false), ApiVerdict::ReauthenticateAndReplay);
-        assert_eq!(api_verdict(StatusCode::UNAUTHORIZED, true), ApiVerdict::Unauthorized);
-        assert_eq!(api_verdict(StatusCode::FORBIDDEN, false), ApiVerdict::Return);
-        assert_eq!(api_verdict(StatusCode::OK, true), ApiVerdict::Return);
+impl ApiCall {
+    /// A call of `request` under `config`'s services and API retry policy; `seed` drives the jitter.
+    ///
+    /// # Errors
+    /// [`UsageError::ForeignUri`] for a URI outside the configured services: tokens are never sent anywhere else.
+    pub fn new(request: HttpRequest, config: &Config, seed: u64) -> Result<Self, UsageError> {
+        let target = config.endpoints().target_of(request.uri())?;
+        let (parts, body) = request.into_parts();
+        let retry = config
+            .api_retry()
+            .filter(|retry| {
+                retry.all_methods || is_idempotent(&parts.method) || parts.extensions.get::<Idempotent>().is_some()
+            })
+            .map(|retry| retry.policy.clone());
+        Ok(Self {
+            parts,
+            body,
+            target,
+            retry,
+            jitter: Jitter::new(seed),
+            failures: 0,
+            sent_with: None,
+            replayed: false,
+        })
     }
 
-    #[test]
-    fn reads_the_documented_user_record() {
-        let body = r#"{"id":7696581394433,"emailAddress":"admin@symphony.com","firstName":"Symphony","lastName":"Admin","displayName":"Symphony Admin","title":"Administrator","company":"Acme","username":"admin@symphony.com","location":"California","avatars":[{"size":"original","url":"../avatars/static/150/default.png"}],"roles":["CONTENT_MANAGEMENT","INDIVIDUAL"]}"#;
-        let response = http::Response::new(body.as_bytes().to_vec());
-        let info = parse_session_info(&response).unwrap();
-        assert_eq!(info.id, 7_696_581_394_433);
-        assert_eq!(info.username, "admin@symphony.com");
-        assert_eq!(info.display_name.as_deref(), Some("Symphony Admin"));
-        assert_eq!(info.roles.len(), 2);
+    /// Where the call goes, and so which tokens it carries.
+    #[must_use]
+    pub fn target(&self) -> Target {
+        self.target
     }
 
-    #[test]
-    fn bad_answers_are_errors() {
-        let mut response = http::Response::new(br#"{"code":401,"message":"Invalid session"}"#.to_vec());
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        assert_eq!(parse_session_info(&response), Err(SessionInfoError::Status(401)));
-        assert!(matches!(parse_session_info(&http::Response::new(b"{}".to_vec())), Err(SessionInfoError::Body(_))));
+    /// The request to send now, with `tokens` attached (marked sensitive). Extensions are not carried over.
+    pub fn request(&mut self, tokens: &Tokens) -> HttpRequest {
+        let mut request = http::Request::new(self.body.clone());
+        *request.method_mut() = self.parts.method.clone();
+        *request.uri_mut() = self.parts.uri.clone();
+        *request.version_mut() = self.parts.version;
+        *request.headers_mut() = self.parts.headers.clone();
+        tokens.authorize(&mut request, self.target);
+        self.sent_with = Some(tokens.generation());
+        request
     }
+
+    /// What came of the last attempt: a response, or a failure below HTTP.
+    pub fn handle(&mut self, outcome: Result<HttpResponse, TransportFailure>, now: UnixTime) -> ApiStep {
+        match outcome {
+            Ok(response) => self.handle_response(response, now),
+            Err(failure) => self.handle_failure(failure, now),
+        }
+    }
+
+    /// The answer to the last attempt.
+    pub fn handle_response(&mut self, response: HttpResponse, now: UnixTime) -> ApiStep {
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            let generation = self.sent_with.unwrap_or_default();
+            if self.replayed {
+                return ApiStep::Fail(ApiError::Unauthorized { generation: generation.get() });
+            }
+            self.replayed = true;
+            return ApiStep::Relogin(generation);
+        }
+        let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+        if retryable {
+            let retry_after = response.headers().get(RETRY_AFTER).and_then(|value| parse_retry_after(value, now));
+            if let Some(at) = self.next_attempt(retry_after, now) {
+                return ApiStep::RetryAt(at);
+            }
+        }
+        ApiStep::Return(response)
+    }
+
+    /// The last attempt failed below HTTP.
+    pub fn handle_failure(&mut self, failure: TransportFailure, now: UnixTime) -> ApiStep {
+        if failure.kind.is_retryable() {
+            if let Some(at) = self.next_attempt(None, now) {
+                return ApiStep::RetryAt(at);
+            }
+        } else {
+            self.failures += 1;
+        }
+        ApiStep::Fail(ApiError::Transport { attempts: self.failures, failure })
+    }
+
+    /// Counts a retryable failure; when the policy allows another attempt, when it is due.
+    fn next_attempt(&mut self, retry_after: Option<Duration>, now: UnixTime) -> Option<UnixTime> {
+        self.failures += 1;
+        let policy = self.retry.as_ref()?;
+        if self.failures >= policy.max_attempts() {
+            return None;
+        }
+        Some(now.saturating_add(policy.delay(self.failures, retry_after, &mut self.jitter)))
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    [Method::GET, Method::HEAD, Method::PUT, Method::DELETE, Method::OPTIONS, Method::TRACE].contains(method)
 }

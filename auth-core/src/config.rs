@@ -9,7 +9,7 @@ use http::Uri;
 use http::uri::{Authority, Scheme};
 
 use crate::error::{ConfigError, UsageError};
-use crate::retry::RetryPolicy;
+use crate::retry::{CoolDown, RetryPolicy};
 use crate::signer::JwtSigner;
 use crate::tokens::Target;
 
@@ -255,6 +255,8 @@ pub struct Config {
     pub(crate) retry: RetryPolicy,
     pub(crate) key_manager: KeyManagerPolicy,
     pub(crate) parallel_login: bool,
+    pub(crate) cool_down: CoolDown,
+    pub(crate) api_retry: Option<crate::api::ApiRetry>,
 }
 
 impl Config {
@@ -279,6 +281,8 @@ impl Config {
             retry: RetryPolicy::default(),
             key_manager: KeyManagerPolicy::Auto,
             parallel_login: true,
+            cool_down: CoolDown::default(),
+            api_retry: None,
         })
     }
 
@@ -310,6 +314,33 @@ impl Config {
     pub fn with_parallel_login(mut self, parallel: bool) -> Self {
         self.parallel_login = parallel;
         self
+    }
+
+    /// How long a failed login answers callers with its error before a new one may begin (default: 1 s, doubling
+    /// with each failure in a row, up to 60 s).
+    #[must_use]
+    pub fn with_cool_down(mut self, cool_down: CoolDown) -> Self {
+        self.cool_down = cool_down;
+        self
+    }
+
+    /// Retries of ordinary API calls on 5xx, 429 and transport failures (off by default).
+    #[must_use]
+    pub fn with_api_retry(mut self, retry: crate::api::ApiRetry) -> Self {
+        self.api_retry = Some(retry);
+        self
+    }
+
+    /// The login cool-down.
+    #[must_use]
+    pub fn cool_down(&self) -> CoolDown {
+        self.cool_down
+    }
+
+    /// The retry policy of ordinary API calls, when enabled.
+    #[must_use]
+    pub fn api_retry(&self) -> Option<&crate::api::ApiRetry> {
+        self.api_retry.as_ref()
     }
 
     /// Where the services are.

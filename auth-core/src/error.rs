@@ -278,6 +278,10 @@ pub enum UsageError {
     /// are never sent anywhere else.
     #[error("refusing to send the bot's tokens to {0}: it is not under a configured service URL")]
     ForeignUri(String),
+    /// A bot's event hook called back into the bot while its thread leads a login: the call would wait for its
+    /// own thread. Act on events elsewhere (hand them to another thread), or after the login ends.
+    #[error("called from the bot's event hook during a login that the hook's thread leads")]
+    CalledFromEventHook,
     /// A 401 reported for a generation that was never issued.
     #[error("generation {reported} was never issued (the latest is {latest})")]
     UnknownGeneration {

@@ -32,8 +32,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// A policy with the given attempts (the first included; `u32::MAX` for no limit), first wait, growth factor
-    /// and cap. Jitter is 20 %; see [`with_jitter`](Self::with_jitter).
+    /// A policy with the given attempts (the first included; at most [`MAX_ATTEMPTS`](Self::MAX_ATTEMPTS)), first
+    /// wait, growth factor and cap (at most [`MAX_INTERVAL`](Self::MAX_INTERVAL)). Jitter is 20 %; see [`with_jitter`](Self::with_jitter).
     pub fn new(
         max_attempts: u32,
         initial_interval: Duration,
@@ -41,8 +41,11 @@ impl RetryPolicy {
         max_interval: Duration,
     ) -> Result<Self, ConfigError> {
         let bad = |setting, reason| Err(ConfigError::Retry { setting, reason });
-        if max_attempts == 0 {
-            return bad("max_attempts", "must be at least 1");
+        if max_attempts == 0 || max_attempts > Self::MAX_ATTEMPTS {
+            return bad("max_attempts", "must be between 1 and 100");
+        }
+        if max_interval > Self::MAX_INTERVAL {
+            return bad("max_interval", "must not exceed an hour");
         }
         if initial_interval < Duration::from_millis(10) {
             return bad("initial_interval", "must be at least 10 ms");
@@ -73,8 +76,8 @@ impl RetryPolicy {
 
     /// The same policy with another number of attempts (the first included; at least 1).
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Result<Self, ConfigError> {
-        if max_attempts == 0 {
-            return Err(ConfigError::Retry { setting: "max_attempts", reason: "must be at least 1" });
+        if max_attempts == 0 || max_attempts > Self::MAX_ATTEMPTS {
+            return Err(ConfigError::Retry { setting: "max_attempts", reason: "must be between 1 and 100" });
         }
         self.max_attempts = max_attempts;
         Ok(self)
@@ -92,6 +95,11 @@ impl RetryPolicy {
         self.max_interval
     }
 
+    /// The largest `max_interval` a policy may have: every wait a caller can reach stays bounded.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+    /// The most attempts a policy may make (a BDK `maxAttempts: -1`, "no limit", is read as this).
+    pub const MAX_ATTEMPTS: u32 = 100;
+
     /// The wait after the `failures`-th consecutive failure (1 for the first): `initial × multiplier^(failures-1)`,
     /// capped, minus jitter; or the server's `Retry-After`, capped, when it gave one.
     pub(crate) fn delay(&self, failures: u32, retry_after: Option<Duration>, jitter: &mut Jitter) -> Duration {
@@ -106,6 +114,55 @@ impl RetryPolicy {
     }
 }
 
+/// How long a failed login keeps answering callers with its error before a new login may begin, so that a bot
+/// whose key was revoked does not hammer the login endpoint (and risk an account lock-out) from a request loop. The
+/// first failure cools down for `first`, each further failure in a row twice as long, up to `max`. A success resets
+/// it; [`Authenticator::refresh`](crate::Authenticator::refresh) overrides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoolDown {
+    first: Duration,
+    max: Duration,
+}
+
+impl Default for CoolDown {
+    /// 1 s, doubling, up to 60 s.
+    fn default() -> Self {
+        Self { first: Duration::from_secs(1), max: Duration::from_secs(60) }
+    }
+}
+
+impl CoolDown {
+    /// The longest cool-down allowed.
+    pub const MAX: Duration = Duration::from_secs(3600);
+
+    /// A cool-down of `first` after one failure, doubling up to `max` (at most an hour).
+    ///
+    /// # Errors
+    /// [`ConfigError::Retry`] when `max` is below `first` or above [`CoolDown::MAX`].
+    pub fn new(first: Duration, max: Duration) -> Result<Self, ConfigError> {
+        if max < first {
+            return Err(ConfigError::Retry { setting: "cool_down", reason: "the maximum must not be below the first" });
+        }
+        if max > Self::MAX {
+            return Err(ConfigError::Retry { setting: "cool_down", reason: "must not exceed an hour" });
+        }
+        Ok(Self { first, max })
+    }
+
+    /// No cool-down: every caller after a failure may begin a new login (each failure is still reported once).
+    #[must_use]
+    pub fn none() -> Self {
+        Self { first: Duration::ZERO, max: Duration::ZERO }
+    }
+
+    /// The cool-down after `consecutive` failed logins in a row (1 for the first).
+    #[must_use]
+    pub fn after(&self, consecutive: u32) -> Duration {
+        let doublings = consecutive.saturating_sub(1).min(31);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
 /// A small deterministic generator (SplitMix64) for backoff jitter. Seeded by the caller, so that a run replays.
 #[derive(Clone, Debug)]
 pub(crate) struct Jitter(u64);
@@ -115,7 +172,7 @@ impl Jitter {
         Self(seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

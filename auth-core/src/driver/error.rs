@@ -1,19 +1,23 @@
-//! The driver's error: the core's errors as they are, plus what only a driver can meet.
+//! The error of a driver's `Bot`: the core's errors as they are, plus what only a driver meets (TLS set-up, a
+//! request failing below HTTP, a 401 after a fresh login). One type for every driver, so that each reports the
+//! same failure the same way.
 
-#[cfg(feature = "config-file")]
-use symphony_auth_core::ConfigFileError;
-use symphony_auth_core::{AuthError, ConfigError, IdentityError, SessionInfoError, TransportKind, UsageError};
+use crate::ApiError;
+#[cfg(feature = "bdk-config")]
+use crate::bdk::ConfigFileError;
+use crate::error::{AuthError, ConfigError, TransportFailure, TransportKind, UsageError};
+use crate::identity::IdentityError;
+use crate::session_info::SessionInfoError;
 
-/// Why building a [`Bot`](crate::Bot), logging in or an API call failed. Messages never contain a token, a JWT or
-/// key material.
+/// Why building a bot, logging in or an API call failed. Messages never contain a token, a JWT or key material.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum BotError {
     /// The configuration cannot work (a bad proxy URL, a certificate login without a client certificate...).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A BDK configuration file cannot be used; the message names the key at fault.
-    #[cfg(feature = "config-file")]
+    #[cfg(feature = "bdk-config")]
     #[error(transparent)]
     ConfigFile(#[from] ConfigFileError),
     /// The client certificate cannot be read.
@@ -43,7 +47,23 @@ pub enum Error {
     /// The session info could not be read.
     #[error(transparent)]
     SessionInfo(#[from] SessionInfoError),
-    /// The caller misused the bot: an API call to a URI outside the configured services.
+    /// The caller misused the bot: an API call to a URI outside the configured services, or a call into the bot
+    /// from its own event hook while that thread leads a login.
     #[error(transparent)]
     Usage(#[from] UsageError),
+}
+
+impl From<TransportFailure> for BotError {
+    fn from(failure: TransportFailure) -> Self {
+        Self::Transport { kind: failure.kind, detail: failure.detail }
+    }
+}
+
+impl From<ApiError> for BotError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Unauthorized { generation } => Self::Unauthorized { generation },
+            ApiError::Transport { failure, .. } => failure.into(),
+        }
+    }
 }
