@@ -136,7 +136,8 @@ impl Bot {
         loop {
             let request = call.request(&tokens);
             let outcome = transport::exchange(&self.inner.client, request, self.max_body(), Oversize::Fail).await;
-            match call.handle(outcome, now()) {
+            let step = self.inner.lock().handle_api(&mut call, outcome, now());
+            match step {
                 ApiStep::Return(response) => return Ok(response),
                 ApiStep::Relogin(generation) => tokens = self.obtain(Want::Newer(generation)).await?,
                 ApiStep::RetryAt(at) => sleep_until(at).await,

@@ -157,28 +157,3 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
     }
     parts.join(": ")
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extra_and_platform_roots_are_added_to_the_mozilla_roots() {
-        let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
-        assert!(builtin > 100);
-        assert_eq!(root_store(&[], &[]).unwrap().len(), builtin);
-        let server = symphony_auth_testkit::FakePodServer::start(symphony_auth_testkit::FakePod::new()).unwrap();
-        let extra = parse_root_certificates(server.ca_pem().as_bytes()).unwrap();
-        assert_eq!(extra.len(), 1);
-        assert_eq!(root_store(&[], &extra).unwrap().len(), builtin + 1);
-
-        // Debian and most Linux systems have `/etc/ssl/certs`.
-        let platform = platform_certificates().unwrap();
-        assert!(!platform.is_empty(), "no certificate in the operating system's store");
-        let with_platform = root_store(&platform, &[]).unwrap().len();
-        assert!(with_platform > builtin, "{with_platform} roots with the platform's, {builtin} without");
-        // Unparsable certificates are skipped, not an error.
-        let garbage = [CertificateDer::from(b"not a certificate".to_vec())];
-        assert_eq!(root_store(&garbage, &[]).unwrap().len(), builtin);
-    }
-}

@@ -128,7 +128,8 @@ impl Bot {
         let mut tokens = self.tokens()?;
         loop {
             let outcome = transport::execute(&self.inner.agent, call.request(&tokens), self.max_body(), false);
-            match call.handle(outcome, now()) {
+            let step = self.lock().handle_api(&mut call, outcome, now());
+            match step {
                 ApiStep::Return(response) => return Ok(response),
                 ApiStep::Relogin(generation) => tokens = self.obtain(Want::Newer(generation))?,
                 ApiStep::RetryAt(at) => sleep_until(at),

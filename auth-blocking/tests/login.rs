@@ -19,12 +19,12 @@ fn echo(bot: &Bot, message: &str) -> Result<serde_json::Value, Error> {
 fn rsa_login_then_session_info_and_echo() {
     let server = server(|_| {});
     let bot = rsa_bot(&server);
-    assert_eq!(bot.state(), State::NeedsSession);
+    assert_eq!(bot.state(), State::NeedsSession { logging_in: false });
 
     let info = bot.session_info().unwrap();
     assert_eq!(info.username, BOT);
     assert_eq!(Some(info.id), server.pod().user_id(BOT));
-    assert_eq!(bot.state(), State::Ready);
+    assert!(matches!(bot.state(), State::Ready { refreshing: false, .. }), "{:?}", bot.state());
     assert_eq!(echo(&bot, "hello").unwrap()["message"], "hello");
 
     let tokens = bot.tokens().unwrap();
@@ -125,7 +125,7 @@ fn skd_with_the_key_manager_down_still_reaches_ready() {
     });
     let bot = rsa_bot(&server);
     let tokens = bot.tokens().unwrap();
-    assert_eq!(bot.state(), State::Ready);
+    assert!(matches!(bot.state(), State::Ready { refreshing: false, .. }), "{:?}", bot.state());
     assert!(tokens.key_manager().is_none());
     assert!(server.counters().responses(Endpoint::KeyManagerLogin, 503) >= 1);
     assert_eq!(echo(&bot, "km down").unwrap()["message"], "km down");

@@ -7,7 +7,7 @@
 //! let mut tokens = tokens(Want::Current)?;
 //! loop {
 //!     let outcome = send(call.request(&tokens)?);
-//!     match call.handle(outcome, now) {
+//!     match flight.handle_api(&mut call, outcome, now) {       (under the lock)
 //!         ApiStep::Return(response) => return Ok(response),
 //!         ApiStep::Relogin(generation) => tokens = tokens(Want::Newer(generation))?,
 //!         ApiStep::RetryAt(at) => sleep until at,
@@ -90,7 +90,7 @@ pub enum ApiStep {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// The tokens of a fresh login were refused too. The next call logs in again, once.
+    /// The tokens of a fresh login were refused too. They are expired: the next call logs in again.
     #[error("the API call was refused with 401 right after a new login (tokens of generation {generation})")]
     Unauthorized {
         /// The generation of the refused tokens.

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use crate::api::ApiCall;
+use crate::api::{ApiCall, ApiError, ApiStep};
 use crate::error::{AuthError, SignError, TransportFailure, UsageError};
 use crate::jwt::SignedJwt;
 use crate::machine::{Authenticator, Event, LoginRequest, Output, RequestId, State};
@@ -223,6 +223,23 @@ impl Flight {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.machine.poll_event()
+    }
+
+    /// What came of an attempt of `call`: the call's next step. A 401 on the replay after a fresh login expires
+    /// those tokens too, so that the next caller logs in again.
+    pub fn handle_api(
+        &mut self,
+        call: &mut ApiCall,
+        outcome: Result<HttpResponse, TransportFailure>,
+        now: UnixTime,
+    ) -> ApiStep {
+        let step = call.handle(outcome, now);
+        if let ApiStep::Fail(ApiError::Unauthorized { generation }) = &step {
+            // The generation comes from tokens this flight issued: the report cannot be refused.
+            let reported = self.machine.report_unauthorized(Generation::from_u64(*generation));
+            debug_assert!(reported.is_ok(), "{reported:?}");
+        }
+        step
     }
 
     /// The API-call step for `request`, with the configured retry policy and a jitter seed of the machine's.

@@ -70,13 +70,13 @@ impl ProxyUrl {
             None => url.rsplit_once('@').map_or(url.to_owned(), |(_, host)| format!("…@{host}")),
         };
         let invalid = |reason| ConfigError::InvalidUrl { which: "proxy", url: shown.clone(), reason };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("not a URL (no scheme)"))?;
-        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-            return Err(invalid("only HTTP CONNECT proxies (http:// or https://) are supported"));
+        let uri: http::Uri = url.parse().map_err(|_| invalid("not a valid URL"))?;
+        match uri.scheme_str() {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {}
+            Some(_) => return Err(invalid("only HTTP CONNECT proxies (http:// or https://) are supported")),
+            None => return Err(invalid("not a URL (no scheme)")),
         }
-        let authority = rest.split('/').next().unwrap_or_default();
-        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-        if host.is_empty() || host.starts_with(':') {
+        if uri.host().is_none_or(str::is_empty) {
             return Err(invalid("it has no host"));
         }
         Ok(Self { url: url.to_owned(), shown })

@@ -36,19 +36,7 @@ impl ClientOptions {
     /// [`BotError::Tls`] for an unusable root certificate or client key, or an operating system store that cannot
     /// be read at all (no certificate and errors reported; when some load, the errors of the others are ignored).
     pub fn tls_config(&self, platform: impl FnOnce() -> CertificateResult) -> Result<Arc<ClientConfig>, BotError> {
-        let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        if self.platform_roots {
-            let loaded = platform();
-            if loaded.certs.is_empty() && !loaded.errors.is_empty() {
-                let errors = loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                return Err(BotError::Tls(format!("cannot read the operating system's certificate store: {errors}")));
-            }
-            // Operating system stores often hold old or malformed certificates: skipped, as rustls intends.
-            roots.add_parsable_certificates(loaded.certs);
-        }
-        for cert in &self.extra_roots {
-            roots.add(cert.clone()).map_err(|e| BotError::Tls(format!("unusable root certificate: {e}")))?;
-        }
+        let roots = self.root_store(platform)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -73,5 +61,108 @@ impl ClientOptions {
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+
+    /// The Mozilla roots, plus the operating system's when asked (those rustls cannot parse are skipped), plus the
+    /// extra roots.
+    fn root_store(&self, platform: impl FnOnce() -> CertificateResult) -> Result<RootCertStore, BotError> {
+        let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if self.platform_roots {
+            let loaded = platform();
+            if loaded.certs.is_empty() && !loaded.errors.is_empty() {
+                let errors = loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                return Err(BotError::Tls(format!("cannot read the operating system's certificate store: {errors}")));
+            }
+            // Operating system stores often hold old or malformed certificates: skipped, as rustls intends.
+            roots.add_parsable_certificates(loaded.certs);
+        }
+        for cert in &self.extra_roots {
+            roots.add(cert.clone()).map_err(|e| BotError::Tls(format!("unusable root certificate: {e}")))?;
+        }
+        Ok(roots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::driver::{BotBuilder, Driver};
+
+    /// A driver that hands back the settings, to look at what the builder made.
+    struct Options;
+
+    impl Driver for Options {
+        type Bot = ClientOptions;
+        fn build(_: Config, options: ClientOptions) -> Result<ClientOptions, BotError> {
+            Ok(options)
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoSigner;
+
+    impl crate::JwtSigner for NoSigner {
+        fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, crate::SignError> {
+            Err(crate::SignError("not used".into()))
+        }
+    }
+
+    fn options(platform_roots: bool, extra: Option<&[u8]>) -> ClientOptions {
+        let endpoints = crate::Endpoints::single("https://pod.example").unwrap();
+        let config = Config::rsa(endpoints, "bot", Arc::new(NoSigner)).unwrap();
+        let builder = BotBuilder::<Options>::new(config);
+        let mut options = match extra {
+            Some(pem) => builder.extra_root_certificates_pem(pem).unwrap(),
+            None => builder,
+        }
+        .build()
+        .unwrap_or_else(|_| panic!("the builder refused the settings"));
+        options.platform_roots = platform_roots;
+        options
+    }
+
+    fn no_platform() -> CertificateResult {
+        panic!("the platform store is read only when asked for")
+    }
+
+    #[test]
+    fn extra_roots_are_added_to_the_mozilla_roots() {
+        let server = symphony_auth_testkit::FakePodServer::start(symphony_auth_testkit::FakePod::new()).unwrap();
+        let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert!(builtin > 100);
+        assert_eq!(options(false, None).root_store(no_platform).unwrap().len(), builtin);
+        let with_extra = options(false, Some(server.ca_pem().as_bytes()));
+        assert_eq!(with_extra.extra_roots.len(), 1);
+        assert_eq!(with_extra.root_store(no_platform).unwrap().len(), builtin + 1);
+    }
+
+    #[test]
+    fn platform_roots_are_added_and_unparsable_ones_skipped() {
+        let builtin = webpki_roots::TLS_SERVER_ROOTS.len();
+        let mut loaded = CertificateResult::default();
+        loaded.certs.push(CertificateDer::from(b"not a certificate".to_vec()));
+        let with_garbage = options(true, None).root_store(|| loaded).unwrap();
+        assert_eq!(with_garbage.len(), builtin);
+        // Debian and most Linux systems have `/etc/ssl/certs`.
+        let platform = options(true, None).root_store(rustls_native_certs::load_native_certs).unwrap();
+        assert!(platform.len() > builtin, "{} roots with the platform's, {builtin} without", platform.len());
+    }
+
+    #[test]
+    fn an_unreadable_platform_store_is_an_error() {
+        let mut loaded = CertificateResult::default();
+        loaded.errors.push(rustls_native_certs::Error {
+            context: "failed to read PEM from file",
+            kind: rustls_native_certs::ErrorKind::Os(std::io::Error::other("denied").into()),
+        });
+        assert!(matches!(options(true, None).root_store(|| loaded), Err(BotError::Tls(_))));
+    }
+
+    #[test]
+    fn pem_without_certificates_is_an_error() {
+        assert!(matches!(parse_certificates(b""), Err(BotError::Tls(_))));
+        let key = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
+        assert!(matches!(parse_certificates(key), Err(BotError::Tls(_))));
     }
 }
