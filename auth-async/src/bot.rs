@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Authenticator, Caller, Config, Event, Flight, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY,
-    RequestId, SessionInfo, SignError, SignedJwt, State, Step, Tokens, TransportFailure, TransportKind, UnixTime, Want,
-    parse_session_info,
+    ApiStep, Authenticator, Config, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY,
+    Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens, TransportFailure, TransportKind, UnixTime,
+    Want, parse_session_info,
 };
 use tokio::sync::Notify;
 use tokio::task::{self, JoinSet};
@@ -59,23 +59,6 @@ struct Inner {
     notify: Notify,
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Flight> {
-        // The flight stays consistent across a panic in a caller: it is only changed by whole method calls.
-        self.flight.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl fmt::Debug for Bot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Bot")
-            .field("username", self.inner.config.username())
-            .field("pod", &self.inner.config.endpoints().pod)
-            .field("state", &self.state())
-            .finish_non_exhaustive()
-    }
-}
-
 fn now() -> UnixTime {
     UnixTime::from_system_time(SystemTime::now())
 }
@@ -96,10 +79,22 @@ impl Bot {
         &self.inner.config
     }
 
+    /// A bot from a BDK configuration file (the YAML or JSON of the Java and Python SDKs): see
+    /// [`BotBuilder::from_config_file`] for the keys read. The environment expands `${ENV}`. Reading the file
+    /// blocks: call it before serving, or on the blocking pool.
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`], naming the key at fault, and the errors of [`BotBuilder::build`].
+    #[cfg(feature = "config-file")]
+    pub fn from_config_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let read = &mut |file: &std::path::Path| std::fs::read(file);
+        BotBuilder::from_config_file(path.as_ref(), read, &|name| std::env::var(name).ok())?.build()
+    }
+
     /// Where the machine stands.
     #[must_use]
     pub fn state(&self) -> State {
-        self.inner.lock().state()
+        self.inner.lock_flight().state()
     }
 
     /// The current tokens, logging in first when there are none. Concurrent callers share one login and get the
@@ -131,12 +126,12 @@ impl Bot {
     /// the size limit, [`Error::Unauthorized`] as above, [`Error::Usage`] for a URI outside the configured
     /// services.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        let mut call = self.inner.lock().api_call(request)?;
+        let mut call = self.inner.lock_flight().api_call(request)?;
         let mut tokens = self.tokens().await?;
         loop {
             let request = call.request(&tokens);
             let outcome = transport::exchange(&self.inner.client, request, self.max_body(), Oversize::Fail).await;
-            let step = self.inner.lock().handle_api(&mut call, outcome, now());
+            let step = self.inner.lock_flight().handle_api(&mut call, outcome, now());
             match step {
                 ApiStep::Return(response) => return Ok(response),
                 ApiStep::Relogin(generation) => tokens = self.obtain(Want::Newer(generation)).await?,
@@ -172,74 +167,61 @@ impl Bot {
     /// The single flight, as the core runs it: lead, follow, or take the answer.
     async fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
         let inner = &*self.inner;
-        let caller = inner.lock().join(want)?;
-        let mut ticket = Ticket { inner, caller, done: false };
+        let mut ticket = Ticket::join(inner, want)?;
         let mut sends = Sends::new(&inner.client);
         loop {
             // Registered before the flight is read, so that a wake-up between the poll and the await is not lost.
             let mut notified = pin!(inner.notify.notified());
             notified.as_mut().enable();
-            let (step, events) = {
-                let mut flight = inner.lock();
-                let step = flight.poll(&mut ticket.caller, now());
-                (step, std::iter::from_fn(|| flight.poll_event()).collect::<Vec<Event>>())
-            };
-            let reported = match step {
-                Step::Done { outcome, wake_followers } => {
-                    ticket.done = true;
-                    if wake_followers {
-                        // Followers first, so that a panicking event hook cannot strand them.
-                        inner.notify.notify_waiters();
-                    }
-                    inner.options.emit(&events);
-                    return Ok(outcome?);
-                }
-                Step::Follow => {
-                    inner.options.emit(&events);
-                    if events.is_empty() {
-                        notified.await;
-                    }
+            let (step, events) = ticket.poll(&mut inner.lock_flight(), now());
+            inner.options.emit(&events);
+            let report = match step {
+                Step::Done { outcome, .. } => return Ok(outcome?),
+                Step::Follow if events.is_empty() => {
+                    notified.await;
                     continue;
                 }
-                Step::Sign(jwt) => {
-                    inner.options.emit(&events);
-                    // An RSA signature takes milliseconds: made on the blocking pool, off the executor.
-                    let signed = task::spawn_blocking(move || jwt.sign()).await;
-                    Reported::Jwt(signed.unwrap_or_else(|e| Err(SignError(format!("the signing task failed: {e}")))))
-                }
+                Step::Follow => continue,
+                // An RSA signature takes milliseconds: made on the blocking pool, off the executor.
+                Step::Sign(jwt) => Report::Signed(
+                    task::spawn_blocking(move || jwt.sign())
+                        .await
+                        .unwrap_or_else(|failed| Err(SignError(format!("the signing task failed: {failed}")))),
+                ),
                 Step::Send(batch) => {
-                    inner.options.emit(&events);
                     sends.start(batch);
                     sends.next().await
                 }
-                Step::AwaitAnswers => {
-                    inner.options.emit(&events);
-                    sends.next().await
-                }
+                Step::AwaitAnswers => sends.next().await,
                 Step::WaitUntil(at) => {
-                    inner.options.emit(&events);
                     sleep_until(at).await;
                     continue;
                 }
             };
-            let mut flight = inner.lock();
-            let now = now();
-            match reported {
-                Reported::Jwt(signed) => flight.supply_jwt(signed, now),
-                Reported::Answer(id, Ok(response)) => flight.handle_response(id, &response, now)?,
-                Reported::Answer(id, Err(failure)) => flight.handle_failure(id, failure, now)?,
-                Reported::Lost => flight.abandon_requests(now),
-            }
+            inner.lock_flight().report(report, now())?;
         }
     }
 }
 
-/// What the leader brings back to the flight.
-enum Reported {
-    Jwt(Result<SignedJwt, SignError>),
-    Answer(RequestId, Result<HttpResponse, TransportFailure>),
-    /// The tasks of the requests still out are gone without answering.
-    Lost,
+impl FlightLock for Inner {
+    type Guard<'a> = MutexGuard<'a, Flight>;
+
+    fn wake_followers(&self) {
+        // Followers first, before any event hook runs, so that a panicking hook cannot strand them.
+        self.notify.notify_waiters();
+    }
+
+    fn lock_flight(&self) -> MutexGuard<'_, Flight> {
+        // The flight stays consistent across a panic in a caller: it is only changed by whole method calls.
+        self.flight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Bot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.inner.config;
+        f.debug_struct("Bot").field("username", config.username()).field("state", &self.state()).finish_non_exhaustive()
+    }
 }
 
 /// The login requests a leader has out, each on a task of its own, answered as each arrives. Dropping it (the
@@ -265,7 +247,7 @@ impl Sends {
         }
     }
 
-    async fn next(&mut self) -> Reported {
+    async fn next(&mut self) -> Report {
         let (task, outcome) = match self.tasks.join_next_with_id().await {
             Some(Ok((task, outcome))) => (task, outcome),
             Some(Err(failed)) => {
@@ -273,27 +255,11 @@ impl Sends {
                     TransportFailure::new(TransportKind::Other, format!("the request's task failed: {failed}"));
                 (failed.id(), Err(failure))
             }
-            None => return Reported::Lost,
+            None => return Report::Lost,
         };
         match self.ids.remove(&task) {
-            Some(id) => Reported::Answer(id, outcome),
-            None => Reported::Lost,
-        }
-    }
-}
-
-/// A caller's place in the flight until its answer: dropped before it (the task was cancelled or panicked), it
-/// leaves the flight, which hands the login to a follower with its backoff, and wakes the followers.
-struct Ticket<'a> {
-    inner: &'a Inner,
-    caller: Caller,
-    done: bool,
-}
-
-impl Drop for Ticket<'_> {
-    fn drop(&mut self) {
-        if !self.done && self.inner.lock().leave(&self.caller, now()) {
-            self.inner.notify.notify_waiters();
+            Some(id) => Report::Answer(id, outcome),
+            None => Report::Lost,
         }
     }
 }

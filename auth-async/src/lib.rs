@@ -46,37 +46,3 @@ pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPON
 /// Why building a bot, logging in or an API call failed: the same type in every driver. Messages never contain a
 /// token, a JWT or key material.
 pub type Error = symphony_auth_core::driver::BotError;
-
-#[cfg(feature = "config-file")]
-impl Bot {
-    /// A bot from a BDK configuration file (the YAML or JSON of the Java and Python SDKs), with `${ENV}` and
-    /// `${ENV:-default}` expanded; see the blocking driver's `Bot::from_config_file` for the keys read. Reading
-    /// the file blocks: call it before serving, or on the blocking pool.
-    ///
-    /// # Errors
-    /// [`Error::ConfigFile`], naming the key at fault, and the errors of [`BotBuilder::build`].
-    pub fn from_config_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
-        Self::from_settings(load_config_file(path)?)
-    }
-
-    /// A bot from settings already read by [`load_config_file`], for a caller that adjusts them first.
-    ///
-    /// # Errors
-    /// The errors of [`BotBuilder::build`], and [`Error::Tls`] or [`Error::Config`] for an unusable trust store or
-    /// proxy.
-    pub fn from_settings(loaded: symphony_auth_core::LoadedSettings) -> Result<Self, Error> {
-        BotBuilder::from_settings(loaded)?.build()
-    }
-}
-
-/// Reads a BDK configuration file and everything it names (key, certificate, trust store), with `${ENV}` and
-/// `${ENV:-default}` expanded from the environment. Blocking file reads.
-///
-/// # Errors
-/// [`Error::ConfigFile`], naming the key at fault.
-#[cfg(feature = "config-file")]
-pub fn load_config_file(path: impl AsRef<std::path::Path>) -> Result<symphony_auth_core::LoadedSettings, Error> {
-    symphony_auth_core::driver::load_bdk_file(path.as_ref(), &mut |file| std::fs::read(file), &|name| {
-        std::env::var(name).ok()
-    })
-}

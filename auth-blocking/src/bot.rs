@@ -10,8 +10,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Caller, Config, Event, Flight, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY, RequestId,
-    SessionInfo, State, Step, Tokens, TransportFailure, UnixTime, UsageError, Want, parse_session_info,
+    ApiStep, Config, Event, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY, Report,
+    RequestId, SessionInfo, State, Step, Ticket, Tokens, TransportFailure, UnixTime, UsageError, Want,
+    parse_session_info,
 };
 use ureq::Agent;
 
@@ -52,6 +53,19 @@ struct Inner {
     wake: Condvar,
 }
 
+impl FlightLock for Inner {
+    type Guard<'a> = MutexGuard<'a, Flight>;
+
+    fn lock_flight(&self) -> MutexGuard<'_, Flight> {
+        // The flight stays consistent across a panic in a caller: it is only changed by whole method calls.
+        self.flight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake_followers(&self) {
+        self.wake.notify_all();
+    }
+}
+
 thread_local! {
     /// The bot whose event hook this thread is running in the middle of a login it leads: a call into that bot
     /// from the hook would wait for itself.
@@ -80,6 +94,17 @@ impl Bot {
     /// Starts the settings of a bot with the machine's configuration.
     pub fn builder(config: Config) -> BotBuilder {
         BotBuilder::new(config)
+    }
+
+    /// A bot from a BDK configuration file (the YAML or JSON of the Java and Python SDKs): see
+    /// [`BotBuilder::from_config_file`] for the keys read. The environment expands `${ENV}`.
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`], naming the key at fault, and the errors of [`BotBuilder::build`].
+    #[cfg(feature = "config-file")]
+    pub fn from_config_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let read = &mut |file: &std::path::Path| std::fs::read(file);
+        BotBuilder::from_config_file(path.as_ref(), read, &|name| std::env::var(name).ok())?.build()
     }
 
     /// The configuration.
@@ -164,8 +189,7 @@ impl Bot {
     }
 
     fn lock(&self) -> MutexGuard<'_, Flight> {
-        // The flight stays consistent across a panic in a caller: it is only changed by whole method calls.
-        self.inner.flight.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock_flight()
     }
 
     fn key(&self) -> usize {
@@ -177,21 +201,15 @@ impl Bot {
         if LEADING_IN_HOOK.with(Cell::get) == self.key() {
             return Err(UsageError::CalledFromEventHook.into());
         }
-        let caller = self.lock().join(want)?;
         // Declared before the guard, so that a panic drops the guard first and the ticket can lock to leave.
-        let mut ticket = Ticket { inner: &self.inner, caller, done: false };
+        let mut ticket = Ticket::join(&*self.inner, want)?;
         let mut sends = Sends::new(&self.inner.agent);
-        let mut flight = self.lock();
+        let mut flight = self.inner.lock_flight();
         loop {
-            let step = flight.poll(&mut ticket.caller, now());
-            let events: Vec<Event> = std::iter::from_fn(|| flight.poll_event()).collect();
-            let (work, emit_as_leader) = match step {
-                Step::Done { outcome, wake_followers } => {
-                    ticket.done = true;
+            let (step, events) = ticket.poll(&mut flight, now());
+            let report = match step {
+                Step::Done { outcome, .. } => {
                     drop(flight);
-                    if wake_followers {
-                        self.inner.wake.notify_all();
-                    }
                     self.inner.options.emit(&events);
                     return Ok(outcome?);
                 }
@@ -199,40 +217,41 @@ impl Bot {
                     flight = self.inner.wake.wait(flight).unwrap_or_else(PoisonError::into_inner);
                     continue;
                 }
-                Step::Follow => (None, false),
-                work => (Some(work), true),
-            };
-            drop(flight);
-            self.emit_leading(&events, emit_as_leader);
-            let reported = match work {
-                Some(Step::Sign(jwt)) => Reported::Jwt(jwt.sign()),
-                Some(Step::Send(batch)) => sends.start(batch),
-                Some(Step::AwaitAnswers) => sends.next(),
-                Some(Step::WaitUntil(at)) => {
-                    sleep_until(at);
-                    Reported::Nothing
+                Step::Follow => {
+                    drop(flight);
+                    self.inner.options.emit(&events);
+                    flight = self.inner.lock_flight();
+                    continue;
                 }
-                _ => Reported::Nothing,
+                work => {
+                    drop(flight);
+                    self.emit_leading(&events);
+                    match work {
+                        Step::Sign(jwt) => Some(Report::Signed(jwt.sign())),
+                        Step::Send(batch) => Some(sends.start(batch)),
+                        Step::AwaitAnswers => Some(sends.next()),
+                        Step::WaitUntil(at) => {
+                            sleep_until(at);
+                            None
+                        }
+                        _ => None,
+                    }
+                }
             };
-            flight = self.lock();
-            let now = now();
-            match reported {
-                Reported::Jwt(signed) => flight.supply_jwt(signed, now),
-                Reported::Answer(id, Ok(response)) => flight.handle_response(id, &response, now)?,
-                Reported::Answer(id, Err(failure)) => flight.handle_failure(id, failure, now)?,
-                Reported::Lost => flight.abandon_requests(now),
-                Reported::Nothing => {}
+            flight = self.inner.lock_flight();
+            if let Some(report) = report {
+                flight.report(report, now())?;
             }
         }
     }
 
-    /// Hands events to the hook with no lock held. While this thread leads a login, a call from the hook into
-    /// this bot is refused rather than left to wait for itself.
-    fn emit_leading(&self, events: &[Event], leading: bool) {
+    /// Hands events to the hook with no lock held while this thread leads a login: a call from the hook into this
+    /// bot is refused rather than left to wait for itself.
+    fn emit_leading(&self, events: &[Event]) {
         if events.is_empty() {
             return;
         }
-        let previous = LEADING_IN_HOOK.with(|cell| cell.replace(if leading { self.key() } else { 0 }));
+        let previous = LEADING_IN_HOOK.with(|cell| cell.replace(self.key()));
         let _restore = Restore(previous);
         self.inner.options.emit(events);
     }
@@ -245,15 +264,6 @@ impl Drop for Restore {
     fn drop(&mut self) {
         LEADING_IN_HOOK.with(|cell| cell.set(self.0));
     }
-}
-
-/// What the leader brings back to the flight after working with the lock released.
-enum Reported {
-    Jwt(Result<symphony_auth_core::SignedJwt, symphony_auth_core::SignError>),
-    Answer(RequestId, Result<HttpResponse, TransportFailure>),
-    /// The threads of the requests still out are gone without answering.
-    Lost,
-    Nothing,
 }
 
 /// The login requests a leader has out: the first of a batch is sent on the leader's own thread, the others on
@@ -274,9 +284,9 @@ impl<'a> Sends<'a> {
         Self { agent, sender, answers, out: HashSet::new(), ready: None }
     }
 
-    fn start(&mut self, batch: Vec<LoginRequest>) -> Reported {
+    fn start(&mut self, batch: Vec<LoginRequest>) -> Report {
         let mut batch = batch.into_iter();
-        let Some(first) = batch.next() else { return Reported::Nothing };
+        let Some(first) = batch.next() else { return Report::Lost };
         for login in batch {
             let (agent, sender, id) = (self.agent.clone(), self.sender.clone(), login.id);
             let spawned = std::thread::Builder::new().name("symphony-auth-login".into()).spawn(move || {
@@ -292,42 +302,22 @@ impl<'a> Sends<'a> {
                 }
             }
         }
-        Reported::Answer(first.id, transport::execute(self.agent, first.request, MAX_RESPONSE_BODY, true))
+        Report::Answer(first.id, transport::execute(self.agent, first.request, MAX_RESPONSE_BODY, true))
     }
 
-    fn next(&mut self) -> Reported {
+    fn next(&mut self) -> Report {
         if let Some((id, outcome)) = self.ready.take() {
-            return Reported::Answer(id, outcome);
+            return Report::Answer(id, outcome);
         }
         if self.out.is_empty() {
-            return Reported::Lost;
+            return Report::Lost;
         }
         match self.answers.recv() {
             Ok((id, outcome)) => {
                 self.out.remove(&id);
-                Reported::Answer(id, outcome)
+                Report::Answer(id, outcome)
             }
-            Err(_) => Reported::Lost,
-        }
-    }
-}
-
-/// A caller's place in the flight until its answer: dropped before it (the caller panicked), it leaves the flight,
-/// which hands the login to a follower with its backoff, and wakes the followers.
-struct Ticket<'a> {
-    inner: &'a Inner,
-    caller: Caller,
-    done: bool,
-}
-
-impl Drop for Ticket<'_> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let wake = self.inner.flight.lock().unwrap_or_else(PoisonError::into_inner).leave(&self.caller, now());
-        if wake {
-            self.inner.wake.notify_all();
+            Err(_) => Report::Lost,
         }
     }
 }

@@ -49,41 +49,6 @@ pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPON
 /// token, a JWT or key material.
 pub type Error = symphony_auth_core::driver::BotError;
 
-#[cfg(feature = "config-file")]
-impl Bot {
-    /// A bot from a BDK configuration file (the YAML or JSON of the Java and Python SDKs): `host` (and per-service
-    /// `pod`, `agent`, `keyManager`, `sessionAuth`), `bot.username`, `bot.privateKey` or `bot.certificate`,
-    /// `ssl.trustStore`, `retry`, `proxy`, timeouts, with `${ENV}` and `${ENV:-default}` expanded. Keys this
-    /// library does not use are ignored.
-    ///
-    /// # Errors
-    /// [`Error::ConfigFile`], naming the key at fault, and the errors of [`BotBuilder::build`].
-    pub fn from_config_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
-        Self::from_settings(load_config_file(path)?)
-    }
-
-    /// A bot from settings already read by [`load_config_file`], for a caller that adjusts them first.
-    ///
-    /// # Errors
-    /// The errors of [`BotBuilder::build`], and [`Error::Tls`] or [`Error::Config`] for an unusable trust store or
-    /// proxy.
-    pub fn from_settings(loaded: symphony_auth_core::LoadedSettings) -> Result<Self, Error> {
-        BotBuilder::from_settings(loaded)?.build()
-    }
-}
-
-/// Reads a BDK configuration file and everything it names (key, certificate, trust store), with `${ENV}` and
-/// `${ENV:-default}` expanded from the environment: what [`Bot::from_config_file`] builds its bot from.
-///
-/// # Errors
-/// [`Error::ConfigFile`], naming the key at fault.
-#[cfg(feature = "config-file")]
-pub fn load_config_file(path: impl AsRef<std::path::Path>) -> Result<symphony_auth_core::LoadedSettings, Error> {
-    symphony_auth_core::driver::load_bdk_file(path.as_ref(), &mut |file| std::fs::read(file), &|name| {
-        std::env::var(name).ok()
-    })
-}
-
 /// The root README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

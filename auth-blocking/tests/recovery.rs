@@ -168,7 +168,10 @@ fn a_401_at_login_is_rejected_naming_the_user_after_one_attempt() {
     }
     assert!(error.to_string().contains("\"bot\""), "{error}");
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1);
-    // The bot stays usable: a later call tries again.
-    assert!(bot.tokens().is_err());
+    // Within the cool-down, callers get the same error without a request to the pod...
+    assert_eq!(bot.tokens().unwrap_err(), error);
+    assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1);
+    // ...and the bot stays usable: a refresh tries again at once.
+    assert_eq!(bot.refresh().unwrap_err(), error);
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 2);
 }

@@ -83,6 +83,73 @@ pub enum Step {
     },
 }
 
+/// What a leader brings back to the flight from work done with the lock released.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Report {
+    /// The signature of what [`Step::Sign`] handed out.
+    Signed(Result<SignedJwt, SignError>),
+    /// What came of login request `id`: its answer, or a failure below HTTP.
+    Answer(RequestId, Result<HttpResponse, TransportFailure>),
+    /// The requests still out are lost (their threads or tasks are gone without an answer).
+    Lost,
+}
+
+/// The lock a driver keeps its [`Flight`] behind, and its way to wake the callers that follow a login.
+pub trait FlightLock {
+    /// The lock's guard (a `MutexGuard`, for example).
+    type Guard<'a>: std::ops::DerefMut<Target = Flight>
+    where
+        Self: 'a;
+    /// The flight, locked.
+    fn lock_flight(&self) -> Self::Guard<'_>;
+    /// Wakes every caller waiting after a [`Step::Follow`].
+    fn wake_followers(&self);
+}
+
+/// A caller's place in a flight behind lock `L`, until its answer. Dropped before it (the caller's thread panicked,
+/// its future was cancelled), it [leaves](Flight::leave) the flight, which hands the login to a follower with its
+/// backoff, and wakes the followers. Drop the flight's guard before the ticket: dropping the ticket locks.
+#[derive(Debug)]
+pub struct Ticket<'a, L: FlightLock> {
+    lock: &'a L,
+    caller: Caller,
+    done: bool,
+}
+
+impl<'a, L: FlightLock> Ticket<'a, L> {
+    /// Joins the flight behind `lock`, wanting `want`.
+    ///
+    /// # Errors
+    /// As [`Flight::join`].
+    pub fn join(lock: &'a L, want: Want) -> Result<Self, UsageError> {
+        let caller = lock.lock_flight().join(want)?;
+        Ok(Self { lock, caller, done: false })
+    }
+
+    /// The next step, as [`Flight::poll`], with the events to hand on (with the lock released). On
+    /// [`Step::Done`] the ticket is spent and, when the caller led, the followers are woken.
+    pub fn poll(&mut self, flight: &mut Flight, now: UnixTime) -> (Step, Vec<Event>) {
+        let step = flight.poll(&mut self.caller, now);
+        let events = std::iter::from_fn(|| flight.poll_event()).collect();
+        if let Step::Done { wake_followers, .. } = &step {
+            self.done = true;
+            if *wake_followers {
+                self.lock.wake_followers();
+            }
+        }
+        (step, events)
+    }
+}
+
+impl<L: FlightLock> Drop for Ticket<'_, L> {
+    fn drop(&mut self) {
+        if !self.done && self.lock.lock_flight().leave(&self.caller) {
+            self.lock.wake_followers();
+        }
+    }
+}
+
 /// An [`Authenticator`] shared by many callers, each of which [joins](Self::join) and [polls](Self::poll) it.
 #[derive(Debug)]
 pub struct Flight {
@@ -176,15 +243,31 @@ impl Flight {
     }
 
     /// The caller went away before its [`Step::Done`] (its task was cancelled, its thread panicked). A leader's
-    /// requests still out count as failed attempts, so the backoff holds for the follower that takes over. Returns
-    /// whether the followers must be woken (one of them leads next).
-    pub fn leave(&mut self, caller: &Caller, now: UnixTime) -> bool {
+    /// requests still out count as failed attempts at the latest time the machine was told, so the backoff holds
+    /// for the follower that takes over. Returns whether the followers must be woken (one of them leads next).
+    pub fn leave(&mut self, caller: &Caller) -> bool {
         if self.leader != Some(caller.id) {
             return false;
         }
         self.leader = None;
-        self.machine.abandon_requests(now);
+        if let Some(now) = self.machine.last_seen() {
+            self.machine.abandon_requests(now);
+        }
         true
+    }
+
+    /// What a leader brings back from work done with the lock released.
+    ///
+    /// # Errors
+    /// [`UsageError::UnknownRequest`] for an answer to an id the machine never handed out.
+    pub fn report(&mut self, report: Report, now: UnixTime) -> Result<(), UsageError> {
+        match report {
+            Report::Signed(signed) => self.machine.supply_jwt(signed, now),
+            Report::Answer(id, Ok(response)) => self.machine.handle_response(id, &response, now)?,
+            Report::Answer(id, Err(failure)) => self.machine.handle_failure(id, failure, now)?,
+            Report::Lost => self.machine.abandon_requests(now),
+        }
+        Ok(())
     }
 
     /// The leader lost track of the requests it sent (their threads or tasks are gone without an answer): they

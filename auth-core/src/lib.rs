@@ -146,7 +146,7 @@ pub use error::{
     AuthError, ConfigError, FailureCause, KeyError, ProtocolProblem, SignError, TransportFailure, TransportKind,
     UsageError,
 };
-pub use flight::{Caller, Flight, Step, Want};
+pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
 pub use jwt::{Jwt, SKD_CLAIM, SignedJwt, UnsignedJwt, decode_claims, grants_simplified_key_delivery, login_jwt};
 #[cfg(feature = "ring-signer")]

@@ -272,9 +272,26 @@ impl<D: Driver> BotBuilder<D> {
     }
 }
 
-#[cfg(feature = "bdk-config")]
+#[cfg(all(feature = "bdk-config", feature = "rsa-signer"))]
 impl<D: Driver> BotBuilder<D> {
-    /// The settings read from a BDK configuration file (see [`crate::parse_bdk_config`]).
+    /// The settings of a BDK configuration file (the YAML or JSON of the Java and Python SDKs): `host` (and
+    /// per-service `pod`, `agent`, `keyManager`, `sessionAuth`), `bot.username`, `bot.privateKey` or
+    /// `bot.certificate`, `ssl.trustStore`, `retry`, `proxy`, timeouts, with `${ENV}` and `${ENV:-default}`
+    /// expanded. Keys this library does not use are ignored. The file and those it names are read through `read`
+    /// and the environment through `env` (see [`load_bdk_file`]).
+    ///
+    /// # Errors
+    /// [`BotError::ConfigFile`], naming the key at fault; [`BotError::Tls`] or [`BotError::Config`] for an
+    /// unusable trust store or proxy.
+    pub fn from_config_file(
+        path: &std::path::Path,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, BotError> {
+        Self::from_settings(load_bdk_file(path, read, env)?)
+    }
+
+    /// The settings read from a BDK configuration file by [`load_bdk_file`], for a caller that adjusts them first.
     ///
     /// # Errors
     /// [`BotError::Tls`] or [`BotError::Config`] for an unusable trust store or proxy.

@@ -171,6 +171,12 @@ impl Authenticator {
         self.latest
     }
 
+    /// The latest `now` the machine was told.
+    #[must_use]
+    pub fn last_seen(&self) -> Option<UnixTime> {
+        self.clock
+    }
+
     /// The last login's failure while it is still handed out instead of a new login: the error and the end of its
     /// cool-down.
     #[must_use]

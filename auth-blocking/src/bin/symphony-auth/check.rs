@@ -109,7 +109,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
         }
         None => report.note("ssl.trustStore: not set (the Mozilla roots only)"),
     }
-    let bot = match crate::with_attempts(loaded, attempts).and_then(Bot::from_settings) {
+    let bot = match crate::with_attempts(loaded, attempts).and_then(crate::bot_from) {
         Ok(bot) => bot,
         Err(error) => {
             report.problem(Class::of(&error), error.to_string());

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use symphony_auth_blocking::Bot;
 use symphony_auth_blocking::symphony_auth_core::{self, LoginMethod};
 
 use crate::failure::{Class, Failure};
@@ -13,7 +12,7 @@ const ECHO_MESSAGE: &str = "symphony-auth login";
 
 /// Logs in with the configuration at `path` and prints the outcome (a summary, or one JSON object).
 pub(crate) fn run(path: &Path, json: bool, attempts: Option<u32>) -> Result<(), Failure> {
-    let bot = Bot::from_settings(crate::with_attempts(symphony_auth_blocking::load_config_file(path)?, attempts)?)?;
+    let bot = crate::bot_from(crate::with_attempts(crate::load_config_file(path.as_ref())?, attempts)?)?;
     let started = Instant::now();
     let tokens = bot.tokens()?;
     let login_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

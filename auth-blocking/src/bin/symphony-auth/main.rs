@@ -14,6 +14,21 @@ mod failure;
 mod login;
 
 /// `--attempts N` applied to the retry policy of loaded settings.
+/// Reads a BDK configuration file, as `Bot::from_config_file` does, for the commands that adjust it first.
+fn load_config_file(
+    path: &std::path::Path,
+) -> Result<symphony_auth_blocking::symphony_auth_core::LoadedSettings, symphony_auth_blocking::Error> {
+    let read = &mut |file: &std::path::Path| std::fs::read(file);
+    symphony_auth_blocking::symphony_auth_core::driver::load_bdk_file(path, read, &|name| std::env::var(name).ok())
+}
+
+/// A bot from settings read by [`load_config_file`].
+fn bot_from(
+    loaded: symphony_auth_blocking::symphony_auth_core::LoadedSettings,
+) -> Result<symphony_auth_blocking::Bot, symphony_auth_blocking::Error> {
+    symphony_auth_blocking::BotBuilder::from_settings(loaded)?.build()
+}
+
 fn with_attempts(
     mut loaded: symphony_auth_blocking::symphony_auth_core::LoadedSettings,
     attempts: Option<u32>,
