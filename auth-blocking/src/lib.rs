@@ -49,8 +49,3 @@ mod transport;
 
 pub use bot::{Bot, BotBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 pub use error::Error;
-
-/// The root README's examples, compiled as doctests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeExamples;
