@@ -48,8 +48,3 @@ pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPON
 /// Why building a bot, logging in or an API call failed: the same type in every driver. Messages never contain a
 /// token, a JWT or key material.
 pub type Error = symphony_auth_core::driver::BotError;
-
-/// The root README's examples, compiled as doctests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeExamples;

@@ -313,6 +313,13 @@ impl FakePod {
         self.key_manager_tokens.values().filter(|g| self.is_live(g, now)).count()
     }
 
+    /// Every session and key-manager token the pod still holds (issued, and not since cleared by `expire_*`,
+    /// `revoke_tokens` or pruning), for tests that check a client never shows one.
+    #[must_use]
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.sessions.keys().chain(self.key_manager_tokens.keys()).cloned().collect()
+    }
+
     // ---- faults -----------------------------------------------------------------------------
 
     /// Queues `fault` to answer the next `times` requests to `endpoint`, after any already queued.

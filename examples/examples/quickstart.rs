@@ -1,4 +1,4 @@
-//! The whole thing in one command: `cargo run -p symphony-auth-blocking --example quickstart`.
+//! The whole thing in one command: `cargo run -p symphony-auth-examples --example quickstart`.
 //!
 //! With no settings it starts the embedded fake pod, key manager and agent (auth-testkit, certificate listener
 //! included), logs a bot in by RSA and another by certificate with the blocking driver and with the async driver,

@@ -1,7 +1,7 @@
 //! End-to-end timings against the fake pod on loopback. Run it in release:
 //!
 //! ```text
-//! cargo run --release -p symphony-auth-async --example async_bench_login [-- --runs 25 --key 4096]
+//! cargo run --release -p symphony-auth-bench --example async_bench_login [-- --runs 25 --key 4096]
 //! ```
 //!
 //! - cold login (a new bot, so new connections, two JWTs signed), parallel vs sequential, with 0 and 50 ms of

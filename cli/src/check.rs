@@ -109,7 +109,10 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
         }
         None => report.note("ssl.trustStore: not set (the Mozilla roots only)"),
     }
-    let bot = match crate::with_attempts(loaded, attempts).and_then(crate::bot_from) {
+    // The host whose name a failed request needed: the proxy's when there is one.
+    let proxy_host = settings.proxy.as_ref().and_then(|p| p.url.parse::<http::Uri>().ok()?.host().map(str::to_owned));
+    let name_of = |base: &BaseUrl| proxy_host.clone().unwrap_or_else(|| base.host().to_owned());
+    let bot = match crate::build_bot(loaded, attempts, None) {
         Ok(bot) => bot,
         Err(error) => {
             report.problem(Class::of(&error), error.to_string());
@@ -150,7 +153,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
                 }
             }
             Err(error) => {
-                let class = Class::of(&error);
+                let class = Failure::of_request(error.clone(), &name_of(base)).class;
                 let hint = match class {
                     Class::Tls => "; is the CA that signed its certificate in ssl.trustStore?",
                     Class::Unreachable => "; check the host, the port and the proxy",
@@ -182,7 +185,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
     }
 
     println!("login endpoints:");
-    check_logins(&bot, &failed_origins, &mut report);
+    check_logins(&bot, &failed_origins, &name_of, &mut report);
     report.finish()
 }
 
@@ -209,7 +212,7 @@ fn describe_rsa_key(source: &Source, report: &mut Report) {
 }
 
 /// Sends each login request as it is and reports each answer: status and server message, never the token.
-fn check_logins(bot: &Bot, failed_origins: &[String], report: &mut Report) {
+fn check_logins(bot: &Bot, failed_origins: &[String], name_of: &dyn Fn(&BaseUrl) -> String, report: &mut Report) {
     let config = bot.config();
     let endpoints = config.endpoints();
     let requests: Vec<(LoginEndpoint, HttpRequest)> = match config.method() {
@@ -262,7 +265,10 @@ fn check_logins(bot: &Bot, failed_origins: &[String], report: &mut Report) {
                 }
             }
             Err(error) if optional => report.note(&format!("{url}: {error} (not needed: simplified key delivery)")),
-            Err(error) => report.problem(Class::of(&error), format!("{url}: {error}")),
+            Err(error) => {
+                let class = Failure::of_request(error.clone(), &name_of(endpoint.base(endpoints))).class;
+                report.problem(class, format!("{url}: {error}"));
+            }
         }
     }
     let has = |wanted: Class| report.problems.iter().any(|(class, _)| *class == wanted);

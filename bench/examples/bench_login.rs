@@ -1,7 +1,7 @@
 //! Cold-login and 401-recovery wall times against the fake pod on loopback. Run in release:
 //!
 //! ```text
-//! cargo run -p symphony-auth-blocking --release --example bench_login [runs]
+//! cargo run --release -p symphony-auth-bench --example bench_login [-- runs]
 //! ```
 //!
 //! For each key size (2048, 4096 bits, test-only fixtures), fake latency per login endpoint (0, 50 ms) and mode

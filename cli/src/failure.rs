@@ -2,6 +2,7 @@
 //! into them.
 
 use std::fmt;
+use std::net::ToSocketAddrs as _;
 
 use symphony_auth_blocking::Error;
 use symphony_auth_blocking::symphony_auth_core::{AuthError, FailureCause, TransportKind};
@@ -68,20 +69,35 @@ impl Class {
 
     /// The class of a library error.
     pub(crate) fn of(error: &Error) -> Self {
+        if let Some(kind) = transport_kind(error) {
+            return Self::of_transport(kind);
+        }
         match error {
             Error::Config(_) | Error::ConfigFile(_) | Error::Identity(_) | Error::Tls(_) => Self::Config,
-            Error::Auth(auth) => match auth {
-                AuthError::Rejected { clock_offset_secs: Some(_), .. } => Self::Clock,
-                AuthError::Rejected { .. } => Self::Rejected,
-                AuthError::Unavailable { last: FailureCause::Transport(failure), .. }
-                | AuthError::Transport { failure, .. } => Self::of_transport(failure.kind),
-                AuthError::Signing(_) => Self::Config,
-                _ => Self::Other,
-            },
-            Error::Transport { kind, .. } => Self::of_transport(*kind),
+            Error::Auth(AuthError::Rejected { clock_offset_secs: Some(_), .. }) => Self::Clock,
+            Error::Auth(AuthError::Rejected { .. }) => Self::Rejected,
+            Error::Auth(AuthError::Signing(_)) => Self::Config,
             _ => Self::Other,
         }
     }
+}
+
+/// How the request failed below HTTP, when that is what failed.
+fn transport_kind(error: &Error) -> Option<TransportKind> {
+    match error {
+        Error::Auth(
+            AuthError::Unavailable { last: FailureCause::Transport(failure), .. }
+            | AuthError::Transport { failure, .. },
+        ) => Some(failure.kind),
+        Error::Transport { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+/// Whether `host` (a name or an IP literal, IPv6 in brackets or not) resolves to at least one address now.
+fn resolves(host: &str) -> bool {
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    (host, 0).to_socket_addrs().is_ok_and(|mut addresses| addresses.next().is_some())
 }
 
 /// A failure of the command: its class and a message for people (one line, no secrets).
@@ -94,6 +110,19 @@ pub(crate) struct Failure {
 impl Failure {
     pub(crate) fn new(class: Class, message: impl Into<String>) -> Self {
         Self { class, message: message.into() }
+    }
+
+    /// The failure of `error`, a request to `host` (the proxy's, when there is one: the proxy resolves the
+    /// rest). ureq reports a name that does not resolve as a bare I/O error, which the driver can only call
+    /// "other"; when that is what failed and `host` does not resolve now, the host is unreachable, and the
+    /// message says why.
+    pub(crate) fn of_request(error: Error, host: &str) -> Self {
+        let mut failure = Self::from(error.clone());
+        if failure.class == Class::Other && transport_kind(&error) == Some(TransportKind::Other) && !resolves(host) {
+            failure.class = Class::Unreachable;
+            failure.message.push_str(&format!(" (the name {host:?} does not resolve)"));
+        }
+        failure
     }
 }
 
@@ -122,6 +151,19 @@ mod tests {
     use super::*;
     use symphony_auth_blocking::symphony_auth_core::{ConfigError, LoginEndpoint, TransportFailure};
 
+    fn unavailable(last: FailureCause) -> Error {
+        Error::Auth(AuthError::Unavailable {
+            endpoint: LoginEndpoint::RsaSession,
+            username: "bot".into(),
+            attempts: 2,
+            last,
+        })
+    }
+
+    fn io(detail: &str) -> FailureCause {
+        FailureCause::Transport(TransportFailure::new(TransportKind::Other, detail))
+    }
+
     #[test]
     fn errors_fall_into_their_class() {
         let rejected = |clock_offset_secs| {
@@ -136,14 +178,6 @@ mod tests {
         assert_eq!(Class::of(&rejected(None)), Class::Rejected);
         assert_eq!(Class::of(&rejected(Some(400))), Class::Clock);
         assert_eq!(Class::of(&Error::Config(ConfigError::MissingCredentials)), Class::Config);
-        let unavailable = |last| {
-            Error::Auth(AuthError::Unavailable {
-                endpoint: LoginEndpoint::RsaSession,
-                username: "bot".into(),
-                attempts: 1,
-                last,
-            })
-        };
         let connect = TransportFailure::new(TransportKind::Connect, "refused");
         assert_eq!(Class::of(&unavailable(FailureCause::Transport(connect))), Class::Unreachable);
         assert_eq!(Class::of(&unavailable(FailureCause::Status(503))), Class::Other);
@@ -154,6 +188,37 @@ mod tests {
             failure: tls,
         });
         assert_eq!(Class::of(&handshake), Class::Tls);
+    }
+
+    #[test]
+    fn an_unresolvable_name_makes_an_unclassified_transport_failure_unreachable() {
+        let lookup = "io: failed to lookup address information: Name or service not known";
+        let failure = Failure::of_request(unavailable(io(lookup)), "nonexistent.invalid");
+        assert_eq!(failure.class, Class::Unreachable);
+        assert!(failure.to_string().ends_with(r#"(the name "nonexistent.invalid" does not resolve)"#), "{failure}");
+
+        let api_call = Error::Transport { kind: TransportKind::Other, detail: lookup.into() };
+        assert_eq!(Failure::of_request(api_call, "nonexistent.invalid").class, Class::Unreachable);
+
+        // A host that resolves: the failure was something else and stays so.
+        for host in ["127.0.0.1", "[::1]", "localhost"] {
+            let failure = Failure::of_request(unavailable(io("io: something else")), host);
+            assert_eq!(failure.class, Class::Other, "{host}");
+            assert!(!failure.to_string().contains("does not resolve"), "{failure}");
+        }
+        // Only transport failures of no known kind are looked at.
+        let rejected = Error::Auth(AuthError::Rejected {
+            endpoint: LoginEndpoint::RsaSession,
+            username: "bot".into(),
+            status: 401,
+            server_message: None,
+            clock_offset_secs: None,
+        });
+        assert_eq!(Failure::of_request(rejected, "nonexistent.invalid").class, Class::Rejected);
+        assert_eq!(
+            Failure::of_request(unavailable(FailureCause::Status(503)), "nonexistent.invalid").class,
+            Class::Other
+        );
     }
 
     #[test]

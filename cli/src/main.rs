@@ -1,0 +1,270 @@
+//! `symphony-auth`: log a Symphony bot in from its BDK configuration file, or find out why it cannot.
+//!
+//! - `symphony-auth login --config FILE [--json]`: logs in, reads the session info, calls the agent's echo.
+//! - `symphony-auth check --config FILE`: the resolved URLs, the key, the TLS trust of each host, the clock
+//!   offset, and each login endpoint's answer.
+//! - `symphony-auth completions SHELL`: a completion script for the shell.
+//!
+//! A failure prints one line on stderr, whose prefix and exit code tell its class (see [`EXIT_CODES`]). Nothing
+//! this tool prints ever holds a token, a JWT or a private key.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod failure;
+mod logging;
+mod login;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
+use symphony_auth_blocking::symphony_auth_core::{Event, LoadedSettings};
+use symphony_auth_blocking::{Bot, Error};
+
+use failure::{Class, Failure};
+
+/// The end of `--help`: where diagnostics go, and what each exit code means.
+const EXIT_CODES: &str = "\
+DIAGNOSTICS:
+    Each login retry is reported on stderr when it is scheduled: what failed, the attempt, the wait.
+    Library logs go to stderr as RUST_LOG says (env_logger syntax: `debug`, `ureq=trace,rustls=debug`);
+    -v shows info, -vv debug, -vvv trace, for every target, over RUST_LOG's default level. Neither set:
+    none. The `ureq_proto` target never logs at trace: there it hex-dumps every request and answer, tokens
+    and JWTs included, so it is capped at debug whatever RUST_LOG or -v ask.
+
+EXIT CODES (a failure ends with one line on stderr, starting with the prefix shown):
+    0   success
+    1   `error:`                      anything else (server error, unusable answer, failed API call)
+    2   `usage error:`                bad command line
+    3   `bad key or configuration:`   unreadable or invalid configuration file, key or certificate
+    4   `credentials rejected:`       the pod refused the bot's key or certificate
+    5   `host unreachable:`           connection refused or timed out, name not resolved
+    6   `TLS trust failure:`          a TLS handshake failed (untrusted server certificate, client
+                                      certificate refused): check ssl.trustStore
+    7   `clock problem:`              a login was refused and the server's clock differs from ours by
+                                      more than 30 s
+
+Nothing printed ever contains a token, a JWT or a private key.";
+
+/// Authenticate a Symphony bot from its BDK configuration file (YAML or JSON).
+#[derive(Debug, Parser)]
+#[command(name = "symphony-auth", version, after_long_help = EXIT_CODES)]
+struct Cli {
+    /// More diagnostics on stderr: -v info, -vv debug, -vvv trace (see DIAGNOSTICS in --help)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log in, read the session info and call the agent's echo
+    ///
+    /// Logs in (RSA key or client certificate, as configured), calls GET /pod/v2/sessioninfo and, when a
+    /// key-manager token was obtained, POST /agent/v1/util/echo. Prints a short summary; with --json, exactly one
+    /// JSON object on stdout:
+    /// {"username": str, "user_id": int, "session": "ok", "key_manager": "ok"|"skipped",
+    ///  "echo": "ok"|"skipped", "login_ms": int}
+    #[command(verbatim_doc_comment)]
+    Login {
+        #[command(flatten)]
+        target: Target,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+    },
+    /// Diagnose a configuration: URLs, key, TLS trust, clock, each login endpoint
+    ///
+    /// The resolved URL of each service, the key's format and size and the public key (SPKI PEM) to register on
+    /// the pod, or the certificate chain, the TLS trust of each host, the clock offset from the server's Date
+    /// header, and each login endpoint's answer (status and server message). Exits 0 when everything looks right.
+    Check {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a completion script for SHELL on stdout
+    ///
+    /// For example `symphony-auth completions bash > ~/.local/share/bash-completion/completions/symphony-auth`.
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The bot a command works on.
+#[derive(Debug, Args, PartialEq, Eq)]
+struct Target {
+    /// The BDK configuration file (`${ENV}` and `${ENV:-default}` are expanded)
+    #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    config: PathBuf,
+    /// Login attempts per endpoint, the first included (default: the file's retry.maxAttempts, else 10); 1
+    /// answers at once when a host is down
+    #[arg(long, value_name = "N", value_hint = clap::ValueHint::Other, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    attempts: Option<u32>,
+}
+
+/// What is told of each event of the bot's logins.
+type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Reads a BDK configuration file, as `Bot::from_config_file` does, for the commands that adjust it first.
+fn load_config_file(path: &std::path::Path) -> Result<LoadedSettings, Error> {
+    let read = &mut |file: &std::path::Path| std::fs::read(file);
+    symphony_auth_blocking::symphony_auth_core::driver::load_bdk_file(path, read, &|name| std::env::var(name).ok())
+}
+
+/// The bot of the settings, with `--attempts` applied and `on_event` given the bot's events.
+fn build_bot(mut loaded: LoadedSettings, attempts: Option<u32>, on_event: Option<EventHook>) -> Result<Bot, Error> {
+    if let Some(attempts) = attempts {
+        let retry = loaded.config.retry().clone().with_max_attempts(attempts)?;
+        loaded.config = loaded.config.with_retry(retry);
+    }
+    let builder = symphony_auth_blocking::BotBuilder::from_settings(loaded)?;
+    match on_event {
+        Some(hook) => builder.on_event(hook).build(),
+        None => builder.build(),
+    }
+}
+
+/// A command-line mistake as one line: clap's message without its usage block, pointing at `--help`.
+fn usage_failure(error: &clap::Error) -> Failure {
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap's message here is the whole help text.
+        return Failure::new(
+            Class::Usage,
+            "no command given: expected `login`, `check` or `completions` (see `symphony-auth --help`)",
+        );
+    }
+    let text = error.to_string();
+    let message = text
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    Failure::new(Class::Usage, format!("{message} (see `symphony-auth --help`)"))
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Login { target, json } => login::run(&target.config, json, target.attempts),
+        Command::Check { target } => check::run(&target.config, target.attempts),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "symphony-auth", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.exit_code() == 0 => {
+            // --help, --version: clap prints them, in colour on a terminal only.
+            return match error.print() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Err(error) => {
+            let failure = usage_failure(&error);
+            eprintln!("{failure}");
+            return ExitCode::from(failure.class.code());
+        }
+    };
+    logging::init(cli.verbose, std::env::var("RUST_LOG").ok().as_deref());
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{failure}");
+            ExitCode::from(failure.class.code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("symphony-auth").chain(args.iter().copied()))
+    }
+
+    fn target(config: &str, attempts: Option<u32>) -> Target {
+        Target { config: config.into(), attempts }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn commands_and_options() {
+        let cli = parse(&["login", "--config", "c.yaml"]).unwrap();
+        assert!(matches!(cli.command, Command::Login { target: t, json: false } if t == target("c.yaml", None)));
+        assert_eq!(cli.verbose, 0);
+
+        let cli = parse(&["login", "--json", "--config=c.yaml", "--attempts", "2", "-vv"]).unwrap();
+        assert!(matches!(cli.command, Command::Login { target: t, json: true } if t == target("c.yaml", Some(2))));
+        assert_eq!(cli.verbose, 2, "-v after the command");
+        assert_eq!(parse(&["-vvv", "check", "-c", "c"]).unwrap().verbose, 3, "-v before the command");
+        assert_eq!(parse(&["--verbose", "check", "-c", "c"]).unwrap().verbose, 1);
+
+        let cli = parse(&["check", "-c", "c.yaml", "--attempts", "1000"]).unwrap();
+        assert!(matches!(cli.command, Command::Check { target: t } if t == target("c.yaml", Some(1000))));
+
+        let cli = parse(&["completions", "zsh"]).unwrap();
+        assert!(matches!(cli.command, Command::Completions { shell: clap_complete::Shell::Zsh }));
+    }
+
+    #[test]
+    fn help_and_version_are_not_failures() {
+        for args in [&["--help"][..], &["-h"], &["check", "--help"], &["help", "login"], &["--version"]] {
+            let error = parse(args).unwrap_err();
+            assert_eq!(error.exit_code(), 0, "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn mistakes_are_one_line_usage_errors_that_name_the_mistake() {
+        for (args, names) in [
+            (&[][..], "no command given"),
+            (&["logn"], "'logn'"),
+            (&["login"], "--config <FILE>"),
+            (&["login", "--config"], "--config <FILE>"),
+            (&["login", "--config", ""], "--config <FILE>"),
+            (&["check", "--json", "--config", "c"], "'--json'"),
+            (&["login", "-c", "c", "--attempts", "0"], "1..=1000"),
+            (&["login", "-c", "c", "--attempts", "many"], "'many'"),
+            (&["completions", "cmd.exe"], "'cmd.exe'"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_ne!(error.exit_code(), 0, "{args:?}");
+            let failure = usage_failure(&error);
+            assert_eq!(failure.class, Class::Usage, "{args:?}");
+            let line = failure.to_string();
+            assert!(line.starts_with("usage error: "), "{line}");
+            assert!(!line.starts_with("usage error: error"), "{line}");
+            assert!(line.contains(names), "{args:?} should name {names}: {line}");
+            assert!(line.ends_with("(see `symphony-auth --help`)"), "{line}");
+            assert!(!line.contains('\n') && !line.contains("Usage:"), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_help_lists_every_exit_code_and_prefix_and_the_trace_cap() {
+        let help = Cli::command().render_long_help().to_string();
+        for class in Class::ALL {
+            let line = format!("    {}   `{}:`", class.code(), class.prefix());
+            assert!(help.contains(&line), "{line}");
+        }
+        assert!(help.contains("`ureq_proto` target never logs at trace"), "{help}");
+        assert!(help.contains("-v, --verbose"), "{help}");
+    }
+}
