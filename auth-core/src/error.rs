@@ -53,18 +53,22 @@ pub enum KeyError {
         "no PEM block found: expected `-----BEGIN PRIVATE KEY-----` (PKCS#8) or `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1)"
     )]
     NotPem,
-    /// The PEM label is neither PKCS#8 nor PKCS#1.
-    #[error("PEM label `{0}` not recognized: only `PRIVATE KEY` (PKCS#8) and `RSA PRIVATE KEY` (PKCS#1) are supported")]
+    /// The PEM label is neither PKCS#8 nor PKCS#1. Holds the label when it looks like one (uppercase words, at most
+    /// 40 characters), and is empty otherwise: an odd label is not repeated, in case it is key text.
+    #[error(
+        "PEM label {} not recognized: only `PRIVATE KEY` (PKCS#8) and `RSA PRIVATE KEY` (PKCS#1) are supported",
+        if .0.is_empty() { "(not shown)".to_owned() } else { format!("`{}`", .0) }
+    )]
     UnsupportedLabel(String),
     /// The key is encrypted with a password.
     #[error("the private key is encrypted; decrypt it first (for example `openssl pkcs8 -in key.pem -out plain.pem`)")]
     Encrypted,
-    /// The PEM body or the DER inside it is malformed.
+    /// The PEM text or the DER inside it is malformed.
     #[error("malformed {format} private key: {reason}")]
     Malformed {
-        /// `PKCS#8` or `PKCS#1`.
+        /// `PEM` (the text), `PKCS#8` or `PKCS#1` (the DER).
         format: &'static str,
-        /// What failed.
+        /// What failed: the parser's description, which never quotes the input.
         reason: String,
     },
     /// The key is valid but not an RSA key.
