@@ -3,20 +3,21 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use http::header::HeaderName;
-use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 /// Name of the header that carries the session token on pod and agent calls.
 pub const SESSION_TOKEN_HEADER: HeaderName = HeaderName::from_static("sessiontoken");
 /// Name of the header that carries the key-manager token on agent calls.
 pub const KEY_MANAGER_TOKEN_HEADER: HeaderName = HeaderName::from_static("keymanagertoken");
 
-/// A secret string that is also a valid HTTP header value, kept in both forms so that attaching it to a request
-/// is a cheap clone and never fails.
+/// A secret string that is also a valid HTTP header value. One copy of the text exists: the header value's
+/// shared buffer, which wipes itself when its last clone (a request's header included) is dropped. Attaching the
+/// token to a request is a reference-count increment and never fails.
 #[derive(Clone)]
 pub(crate) struct SecretHeader {
-    text: SecretString,
     header: HeaderValue,
 }
 
@@ -33,13 +34,16 @@ impl SecretHeader {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return None;
         }
-        let mut header = HeaderValue::from_str(text).ok()?;
+        // `from_maybe_shared` keeps a `Bytes` as it is, so the header value shares this wiping buffer.
+        let shared = Bytes::from_owner(Zeroizing::new(text.as_bytes().to_vec()));
+        let mut header = HeaderValue::from_maybe_shared(shared).ok()?;
         header.set_sensitive(true);
-        Some(Self { text: SecretString::from(text), header })
+        Some(Self { header })
     }
 
     pub(crate) fn expose(&self) -> &str {
-        self.text.expose_secret()
+        // Checked to be visible ASCII on construction, so `to_str` cannot fail.
+        self.header.to_str().unwrap_or_default()
     }
 }
 
