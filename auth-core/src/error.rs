@@ -14,7 +14,7 @@ pub enum ConfigError {
     InvalidUrl {
         /// Which service the URL is for (`pod`, `agent`, ...).
         which: &'static str,
-        /// The URL as given.
+        /// The URL as given, with any user information replaced by `***` and any query or fragment by `…`.
         url: String,
         /// What is wrong with it.
         reason: &'static str,
@@ -42,6 +42,18 @@ pub enum ConfigError {
     /// No credentials were given.
     #[error("no credentials: configure an RSA private key or a client certificate for the bot")]
     MissingCredentials,
+    /// A base URL is plain `http` to a host that is not loopback, and nobody consented.
+    #[error(
+        "the {which} URL {url} is plain `http://` to a host that is not loopback: the login JWT and the tokens would \
+         cross the network unencrypted. Use `https://`, or opt in explicitly with `Endpoints::allow_insecure_http()` \
+         (in a BDK configuration file: `allowInsecureHttp: true`)"
+    )]
+    InsecureHttp {
+        /// Which service (`pod`, `keyManager`, `sessionAuth`, `agent`).
+        which: &'static str,
+        /// The base URL.
+        url: String,
+    },
 }
 
 /// A private key cannot be used for signing. Names the problem, never the key.
@@ -212,7 +224,8 @@ pub enum AuthError {
         username: String,
         /// The HTTP status.
         status: u16,
-        /// The server's `message`, when its error body had one.
+        /// What the server says, when its error body says something: the JSON `message` (or HTML `<title>`), with
+        /// every run of 16 or more non-blank characters masked and at most 200 characters.
         server_message: Option<String>,
         /// Server time minus our time, in seconds, when the answer's `Date` header shows a difference large enough
         /// (over 30 s) to explain a rejected JWT.
@@ -241,7 +254,7 @@ pub enum AuthError {
         failure: TransportFailure,
     },
     /// The server answered something unusable.
-    #[error("{endpoint} answered HTTP {status}: {problem}{}", if body_prefix.is_empty() { String::new() } else { format!("; body starts {body_prefix:?}") })]
+    #[error("{endpoint} answered HTTP {status}: {problem}{}", if body_prefix.is_empty() { String::new() } else { format!("; the server says {body_prefix:?}") })]
     Protocol {
         /// The login endpoint.
         endpoint: LoginEndpoint,
@@ -249,7 +262,9 @@ pub enum AuthError {
         status: u16,
         /// What was wrong.
         problem: ProtocolProblem,
-        /// The first bytes of the body, for diagnosis; empty for successful statuses, whose bodies may hold tokens.
+        /// What the server says, for diagnosis: the JSON `message` (or the HTML `<title>`) of an error body, with
+        /// every run of 16 or more non-blank characters masked and at most 200 characters. Never raw body bytes,
+        /// and empty for successful statuses, whose bodies may hold tokens.
         body_prefix: String,
     },
     /// The JWT could not be signed.
@@ -282,6 +297,15 @@ pub enum UsageError {
     /// are never sent anywhere else.
     #[error("refusing to send the bot's tokens to {0}: it is not under a configured service URL")]
     ForeignUri(String),
+    /// An API call to a URI under a configured service that must not receive the bot's tokens: a path with `.` or
+    /// `..` segments, or a key-manager path.
+    #[error("refusing to send the bot's tokens to {uri}: {reason}")]
+    RefusedUri {
+        /// The URI, without its query or user information.
+        uri: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A 401 reported for a generation that was never issued.
     #[error("generation {reported} was never issued (the latest is {latest})")]
     UnknownGeneration {
