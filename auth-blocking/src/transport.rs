@@ -1,9 +1,18 @@
 //! The HTTP client: one ureq agent per bot, configured once, and the mapping of its errors to
 //! [`TransportKind`].
+//!
+//! ureq-proto writes every request it sends (the `sessionToken` and `keyManagerToken` headers, the login JWT) and
+//! every response it reads (`{"token": ...}`) to the log as a hex dump at TRACE, unconditionally (`log_data` in
+//! its `util.rs`, target [`UREQ_PROTO_DUMP_TARGET`]). Nothing in ureq turns that off, so [`execute`] refuses to
+//! send anything while that target is enabled at TRACE: filter it to DEBUG (`RUST_LOG=trace,ureq_proto=debug`)
+//! and every other target may stay at TRACE. The check relies on the logger's `enabled` agreeing with what it
+//! records, as env_logger's, log4rs's and tracing-log's do.
 
 use std::io::{self, Read as _};
 use std::sync::Arc;
 use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use rustls::ClientConfig;
 use symphony_auth_core::{HttpRequest, HttpResponse, TransportFailure, TransportKind, USER_AGENT_VALUE};
@@ -44,27 +53,70 @@ pub(crate) enum Failure {
     TooLarge(usize),
 }
 
+/// The `log` target of ureq-proto's hex dump of every request and response (its `util.rs`, `log_data`).
+pub(crate) const UREQ_PROTO_DUMP_TARGET: &str = "ureq_proto::util";
+
+/// Why [`execute`] refuses to send while ureq-proto's dump is on.
+pub(crate) const DUMP_REFUSAL: &str = "the logger records TRACE for target `ureq_proto::util`, where ureq-proto \
+    writes every request and response byte (tokens, the login JWT) to the log; nothing was sent. Filter that target \
+    to DEBUG, for example `RUST_LOG=trace,ureq_proto=debug`";
+
+/// Whether the installed logger would record ureq-proto's TRACE dump. Asked before every request: a logger's
+/// filter can change at run time.
+pub(crate) fn dump_would_be_logged() -> bool {
+    log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
+}
+
 /// Sends `request` and reads at most `limit` bytes of body. Over the limit: with `truncate`, the first `limit + 1`
 /// bytes are returned (the core then reports "too large"); without, [`Failure::TooLarge`].
+///
+/// Refused ([`TransportKind::Refused`], nothing sent) while ureq-proto's TRACE dump would be logged. The request
+/// body (a login JWT) is wiped once sent, and the response body is read into buffers that are wiped as they grow;
+/// the copies ureq keeps in its own buffers are out of reach.
 pub(crate) fn execute(
     agent: &Agent,
     request: HttpRequest,
     limit: usize,
     truncate: bool,
 ) -> Result<HttpResponse, Failure> {
-    let response = agent.run(request).map_err(|e| Failure::Transport(classify(&e)))?;
+    if dump_would_be_logged() {
+        return Err(Failure::Transport(TransportFailure::new(TransportKind::Refused, DUMP_REFUSAL)));
+    }
+    let (parts, body) = request.into_parts();
+    let body = Zeroizing::new(body);
+    let response =
+        agent.run(http::Request::from_parts(parts, &body[..])).map_err(|e| Failure::Transport(classify(&e)))?;
+    drop(body);
     let (parts, body) = response.into_parts();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut bytes = Vec::new();
-    body.into_with_config()
-        .reader()
-        .take(cap)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Failure::Transport(classify(&ureq::Error::from(e))))?;
+    let mut reader = body.into_with_config().reader().take(cap);
+    let mut bytes = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0_u8; 8192]);
+    loop {
+        let read = match reader.read(&mut chunk[..]) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Failure::Transport(classify(&ureq::Error::from(e)))),
+        };
+        append_wiping(&mut bytes, &chunk[..read]);
+    }
     if bytes.len() > limit && !truncate {
         return Err(Failure::TooLarge(limit));
     }
-    Ok(HttpResponse::from_parts(parts, bytes))
+    Ok(HttpResponse::from_parts(parts, std::mem::take(&mut *bytes)))
+}
+
+/// Appends `data` to `buffer`; when it must grow, the contents move to a buffer twice the size and the old one is
+/// wiped, rather than left behind by a reallocation.
+fn append_wiping(buffer: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    if buffer.capacity() - buffer.len() < data.len() {
+        let wanted = (buffer.len() + data.len()).max(buffer.capacity() * 2).max(1024);
+        let mut grown = Zeroizing::new(Vec::with_capacity(wanted));
+        grown.extend_from_slice(buffer);
+        std::mem::swap(buffer, &mut grown);
+    }
+    buffer.extend_from_slice(data);
 }
 
 /// Maps a ureq error to a [`TransportFailure`]: timeouts, connection failures, resets and TLS apart.
@@ -97,5 +149,24 @@ fn io_kind(error: &io::Error) -> TransportKind {
         }
         K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe => TransportKind::Reset,
         _ => TransportKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_grow_by_moving_into_a_larger_one() {
+        let mut buffer = Zeroizing::new(Vec::new());
+        append_wiping(&mut buffer, &[1; 10]);
+        assert_eq!(buffer.capacity(), 1024);
+        let first = buffer.as_ptr();
+        append_wiping(&mut buffer, &[2; 1000]);
+        assert_eq!(buffer.as_ptr(), first, "no move while it fits");
+        append_wiping(&mut buffer, &[3; 100]);
+        assert_eq!(buffer.capacity(), 2048);
+        assert_eq!(buffer.len(), 1110);
+        assert_eq!((buffer[0], buffer[10], buffer[1010]), (1, 2, 3));
     }
 }

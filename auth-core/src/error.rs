@@ -114,13 +114,17 @@ pub enum TransportKind {
     Tls,
     /// Anything else the transport reports. Retried.
     Other,
+    /// The driver refused to send the request because sending it would expose a secret (for example, a dependency
+    /// that writes every request byte to the log is logging at TRACE). Nothing was sent. Not retried: it needs a
+    /// configuration change.
+    Refused,
 }
 
 impl TransportKind {
     /// Whether a login failing this way is worth another attempt.
     #[must_use]
     pub fn is_retryable(self) -> bool {
-        !matches!(self, Self::Tls)
+        !matches!(self, Self::Tls | Self::Refused)
     }
 }
 
@@ -132,6 +136,7 @@ impl fmt::Display for TransportKind {
             Self::Reset => "connection closed before the answer",
             Self::Tls => "TLS handshake failed",
             Self::Other => "transport error",
+            Self::Refused => "refused to send",
         })
     }
 }
