@@ -1,6 +1,16 @@
 //! The HTTP side: one reqwest client per bot over a rustls configuration built here with the ring provider (so
 //! reqwest never looks for a process-global provider), requests and responses converted to and from `http`
 //! types with a size cap, and reqwest's errors mapped to the core's [`TransportKind`].
+//!
+//! Logging: of this stack only reqwest could write request or response bytes to the log, and only with
+//! `connection_verbose` (TRACE, target `reqwest::connect::verbose`), which [`build_client`] keeps off. hyper is
+//! built without its `tracing` feature and logs nothing; hyper-util logs through `tracing` (connections, pool
+//! keys, errors) and rustls through `log` (handshake messages, certificates): neither records a header value or a
+//! body. The test `tests/trace_logging.rs` holds this with every target at TRACE.
+//!
+//! Wiping: a request body (a login JWT) is handed to reqwest in a shared buffer that wipes itself once reqwest and
+//! hyper drop it, and response bodies are read into buffers that are wiped as they grow. The chunks hyper reads
+//! and the buffer it writes requests from are its own and are not wiped.
 
 use std::error::Error as StdError;
 use std::io;
@@ -13,6 +23,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, Privat
 use symphony_auth_core::{
     ClientIdentity, HttpRequest, HttpResponse, IdentityKeyFormat, TransportFailure, TransportKind,
 };
+use zeroize::Zeroizing;
 
 use crate::Error;
 
@@ -104,6 +115,9 @@ fn tls_config(settings: &ClientSettings<'_>) -> Result<ClientConfig, Error> {
 pub(crate) fn build_client(settings: ClientSettings<'_>) -> Result<reqwest::Client, Error> {
     let tls = tls_config(&settings)?;
     let builder = reqwest::Client::builder()
+        // Verbose connections log every byte read and written at TRACE: tokens and JWTs. Off (the default),
+        // stated so that it stays off.
+        .connection_verbose(false)
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.connect_timeout)
@@ -152,6 +166,8 @@ pub(crate) async fn exchange(
     cap: usize,
     oversize: Oversize,
 ) -> Result<HttpResponse, Failure> {
+    // The body moves (no copy) into a buffer whose owner wipes it when the last reference is dropped.
+    let request = request.map(|body| bytes::Bytes::from_owner(Zeroizing::new(body)));
     let request = reqwest::Request::try_from(request).map_err(|e| {
         Failure::Transport(TransportFailure::new(TransportKind::Other, format!("invalid request: {}", chain(&e))))
     })?;
@@ -161,10 +177,12 @@ pub(crate) async fn exchange(
     *head.version_mut() = response.version();
     *head.headers_mut() = std::mem::take(response.headers_mut());
     let limit = cap.saturating_add(1);
-    let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n.min(limit as u64) as usize));
+    // A claimed length is not trusted for more than a first allocation of 16 KiB.
+    let first = response.content_length().map_or(0, |n| n.min(limit.min(16 * 1024) as u64) as usize);
+    let mut body = Zeroizing::new(Vec::with_capacity(first));
     while let Some(chunk) = response.chunk().await.map_err(|e| Failure::Transport(classify(&e)))? {
         let room = limit - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        append_wiping(&mut body, &chunk[..chunk.len().min(room)]);
         if body.len() > cap {
             match oversize {
                 Oversize::Truncate => break,
@@ -172,8 +190,20 @@ pub(crate) async fn exchange(
             }
         }
     }
-    *head.body_mut() = body;
+    *head.body_mut() = std::mem::take(&mut *body);
     Ok(head)
+}
+
+/// Appends `data` to `buffer`; when it must grow, the contents move to a buffer twice the size and the old one is
+/// wiped, rather than left behind by a reallocation.
+fn append_wiping(buffer: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    if buffer.capacity() - buffer.len() < data.len() {
+        let wanted = (buffer.len() + data.len()).max(buffer.capacity() * 2).max(1024);
+        let mut grown = Zeroizing::new(Vec::with_capacity(wanted));
+        grown.extend_from_slice(buffer);
+        std::mem::swap(buffer, &mut grown);
+    }
+    buffer.extend_from_slice(data);
 }
 
 /// Maps a reqwest error to the core's kinds by walking its sources: TLS first (a handshake failure is also a
@@ -259,6 +289,18 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffers_grow_by_moving_into_a_larger_one() {
+        let mut buffer = Zeroizing::new(Vec::with_capacity(4));
+        append_wiping(&mut buffer, &[1; 4]);
+        let first = buffer.as_ptr();
+        assert_eq!(buffer.capacity(), 4, "no move while it fits");
+        append_wiping(&mut buffer, &[2; 10]);
+        assert_ne!(buffer.as_ptr(), first);
+        assert_eq!(buffer.capacity(), 1024);
+        assert_eq!(&buffer[..], &[1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    }
 
     #[test]
     fn extra_and_platform_roots_are_added_to_the_mozilla_roots() {
