@@ -34,7 +34,8 @@
 //!   signs off its lock or its async executor, or a binding signs in an HSM; [`Authenticator::supply_jwt`] takes
 //!   the result. A driver that skips this step gets the JWT signed inside [`Authenticator::poll_request`].
 //! - **Secrets**: tokens, JWTs and keys print as `<redacted>` and have no `Display`; header values are marked
-//!   sensitive.
+//!   sensitive; no error carries a secret. What is wiped from memory, and which copies cannot be, is listed under
+//!   [`Tokens`](crate::Tokens#secrets-in-memory).
 //!
 //! ## The driver loop
 //!
