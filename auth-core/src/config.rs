@@ -241,13 +241,20 @@ impl Endpoints {
     ///   (its logout takes the session token).
     ///
     /// Refused, so that tokens never go there: any other host or path; a path with `.` or `..` segments (a server
-    /// resolves `/agent/../pod/x` to `/pod/x`, so what it names is not what it looks like); and the key manager's
-    /// own paths (`/relay`, `/keyauth`), which never take the session token.
+    /// resolves `/agent/../pod/x` to `/pod/x`, so what it names is not what it looks like); the key manager's own
+    /// paths (`/relay`, `/keyauth`), which never take the session token; and a URI with user information (a
+    /// password there would end up in transport error messages).
     ///
     /// # Errors
     /// [`UsageError::ForeignUri`] for a URI outside every configured service, [`UsageError::RefusedUri`] for the
     /// other refusals.
     pub fn target_of(&self, uri: &Uri) -> Result<Target, UsageError> {
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(UsageError::RefusedUri {
+                uri: shown_uri(uri),
+                reason: "it has user information, which HTTP clients repeat in their error messages",
+            });
+        }
         if has_dot_segment(uri.path()) {
             return Err(UsageError::RefusedUri {
                 uri: shown_uri(uri),
@@ -601,8 +608,12 @@ mod tests {
         ));
         assert!(matches!(target("https://km.acme:8444/ctx/keyauth/v1/logout"), Err(UsageError::RefusedUri { .. })));
         assert!(matches!(target("https://km.acme:8444/ctx/other"), Err(UsageError::ForeignUri(_))));
-        let error = target("https://user:pw@evil.example/x?token=t").unwrap_err();
+        let error = target("https://evil.example/x?token=t").unwrap_err();
         assert_eq!(error, UsageError::ForeignUri("https://evil.example/x".into()));
+        let error = target("https://user:pw@acme.symphony.com/pod/v2/sessioninfo").unwrap_err();
+        assert!(
+            matches!(&error, UsageError::RefusedUri { uri, .. } if uri == "https://acme.symphony.com/pod/v2/sessioninfo")
+        );
     }
 
     #[test]
