@@ -1,15 +1,25 @@
 //! The HTTP side: one reqwest client per bot over a rustls configuration built here with the ring provider (so
 //! reqwest never looks for a process-global provider), requests and responses converted to and from `http`
 //! types with a size cap, and reqwest's errors mapped to the core's [`TransportKind`].
+//!
+//! Logging: of this stack only reqwest could write request or response bytes to the log, and only with
+//! `connection_verbose` (TRACE, target `reqwest::connect::verbose`), which [`build_client`] keeps off. hyper is
+//! built without its `tracing` feature and logs nothing; hyper-util logs through `tracing` (connections, pool
+//! keys, errors) and rustls through `log` (handshake messages, certificates): neither records a header value or a
+//! body. The test `tests/trace_logging.rs` holds this with every target at TRACE.
+//!
+//! Wiping: a request body (a login JWT) is handed to reqwest in a shared buffer that wipes itself once reqwest and
+//! hyper drop it, and response bodies are read into buffers that are wiped as they grow. The chunks hyper reads
+//! and the buffer it writes requests from are its own and are not wiped.
 
 use std::error::Error as StdError;
 use std::io;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use symphony_auth_core::driver::{ClientOptions, append_wiping};
 use symphony_auth_core::{ConfigError, HttpRequest, HttpResponse, TransportFailure, TransportKind};
-
-use symphony_auth_core::driver::ClientOptions;
+use zeroize::Zeroizing;
 
 use crate::Error;
 
@@ -17,6 +27,9 @@ use crate::Error;
 /// the given timeouts, statuses never turned into errors (reqwest's default).
 pub(crate) fn build_client(options: &ClientOptions, tls: Arc<ClientConfig>) -> Result<reqwest::Client, Error> {
     let builder = reqwest::Client::builder()
+        // Verbose connections log every byte read and written at TRACE: tokens and JWTs. Off (the default),
+        // stated so that it stays off.
+        .connection_verbose(false)
         .tls_backend_preconfigured(Arc::unwrap_or_clone(tls))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(options.connect_timeout)
@@ -52,6 +65,8 @@ pub(crate) async fn exchange(
     cap: usize,
     oversize: Oversize,
 ) -> Result<HttpResponse, TransportFailure> {
+    // The body moves (no copy) into a buffer whose owner wipes it when the last reference is dropped.
+    let request = request.map(|body| bytes::Bytes::from_owner(Zeroizing::new(body)));
     let request = reqwest::Request::try_from(request)
         .map_err(|e| TransportFailure::new(TransportKind::Other, format!("invalid request: {}", chain(&e))))?;
     let mut response = client.execute(request).await.map_err(|e| classify(&e))?;
@@ -60,10 +75,12 @@ pub(crate) async fn exchange(
     *head.version_mut() = response.version();
     *head.headers_mut() = std::mem::take(response.headers_mut());
     let limit = cap.saturating_add(1);
-    let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n.min(limit as u64) as usize));
+    // A claimed length is not trusted for more than a first allocation of 16 KiB.
+    let first = response.content_length().map_or(0, |n| n.min(limit.min(16 * 1024) as u64) as usize);
+    let mut body = Zeroizing::new(Vec::with_capacity(first));
     while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
         let room = limit - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        append_wiping(&mut body, &chunk[..chunk.len().min(room)]);
         if body.len() > cap {
             match oversize {
                 Oversize::Truncate => break,
@@ -74,7 +91,7 @@ pub(crate) async fn exchange(
             }
         }
     }
-    *head.body_mut() = body;
+    *head.body_mut() = std::mem::take(&mut *body);
     Ok(head)
 }
 

@@ -108,6 +108,7 @@ async fn skd_skips_the_key_manager_and_echo_works_without_its_token() {
 
 #[tokio::test]
 async fn skd_with_the_key_manager_down_still_reaches_ready() {
+    // The session answer grants SKD, so the login completes without waiting for the key manager's answer.
     let server = server(|pod| {
         pod.set_skd(true);
         pod.set_key_manager_down(true);
@@ -118,7 +119,6 @@ async fn skd_with_the_key_manager_down_still_reaches_ready() {
     assert!(tokens.key_manager().is_none());
     let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "km down")).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(server.counters().responses(Endpoint::KeyManagerLogin, 503) >= 1, "the key manager was asked and was down");
 }
 
 #[tokio::test]

@@ -1,9 +1,18 @@
 //! The HTTP client: one ureq agent per bot, configured once, and the mapping of its errors to
 //! [`TransportKind`].
+//!
+//! ureq-proto writes every request it sends (the `sessionToken` and `keyManagerToken` headers, the login JWT) and
+//! every response it reads (`{"token": ...}`) to the log as a hex dump at TRACE, unconditionally (`log_data` in
+//! its `util.rs`, target [`UREQ_PROTO_DUMP_TARGET`]). Nothing in ureq turns that off, so [`execute`] refuses to
+//! send anything while that target is enabled at TRACE: filter it to DEBUG (`RUST_LOG=trace,ureq_proto=debug`)
+//! and every other target may stay at TRACE. The check relies on the logger's `enabled` agreeing with what it
+//! records, as env_logger's, log4rs's and tracing-log's do.
 
 use std::io::{self, Read as _};
 use std::sync::Arc;
 use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use rustls::ClientConfig;
 use symphony_auth_core::{HttpRequest, HttpResponse, TransportFailure, TransportKind, USER_AGENT_VALUE};
@@ -14,7 +23,7 @@ use ureq::{Agent, Proxy};
 use crate::Error;
 use crate::tls::TlsConnector;
 use symphony_auth_core::ConfigError;
-use symphony_auth_core::driver::ProxyUrl;
+use symphony_auth_core::driver::{ProxyUrl, append_wiping};
 
 /// Builds the agent: no redirects, statuses never errors, no proxy unless `proxy`, the timeouts, and TLS through
 /// our own `ClientConfig`.
@@ -49,24 +58,58 @@ pub(crate) fn agent(
     Ok(Agent::with_parts(config, connector, DefaultResolver::default()))
 }
 
+/// The `log` target of ureq-proto's hex dump of every request and response (its `util.rs`, `log_data`).
+pub(crate) const UREQ_PROTO_DUMP_TARGET: &str = "ureq_proto::util";
+
+/// Why [`execute`] refuses to send while ureq-proto's dump is on.
+pub(crate) const DUMP_REFUSAL: &str = "the logger records TRACE for target `ureq_proto::util`, where ureq-proto \
+    writes every request and response byte (tokens, the login JWT) to the log; nothing was sent. Filter that target \
+    to DEBUG, for example `RUST_LOG=trace,ureq_proto=debug`";
+
+/// Whether the installed logger would record ureq-proto's TRACE dump. Asked before every request: a logger's
+/// filter can change at run time.
+pub(crate) fn dump_would_be_logged() -> bool {
+    log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
+}
+
 /// Sends `request` and reads at most `limit` bytes of body. Over the limit: with `truncate`, the first `limit + 1`
-/// bytes are returned (the core then reports "too large" for a login answer); without, a failure of kind `Other`.
+/// bytes are returned (the core then reports "too large"); without, a failure of kind `Other`.
+///
+/// Refused ([`TransportKind::Refused`], nothing sent) while ureq-proto's TRACE dump would be logged. The request
+/// body (a login JWT) is wiped once sent, and the response body is read into buffers that are wiped as they grow;
+/// the copies ureq keeps in its own buffers are out of reach.
 pub(crate) fn execute(
     agent: &Agent,
     request: HttpRequest,
     limit: usize,
     truncate: bool,
 ) -> Result<HttpResponse, TransportFailure> {
-    let response = agent.run(request).map_err(|e| classify(&e))?;
+    if dump_would_be_logged() {
+        return Err(TransportFailure::new(TransportKind::Refused, DUMP_REFUSAL));
+    }
+    let (parts, body) = request.into_parts();
+    let body = Zeroizing::new(body);
+    let response = agent.run(http::Request::from_parts(parts, &body[..])).map_err(|e| classify(&e))?;
+    drop(body);
     let (parts, body) = response.into_parts();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut bytes = Vec::new();
-    body.into_with_config().reader().take(cap).read_to_end(&mut bytes).map_err(|e| classify(&ureq::Error::from(e)))?;
+    let mut reader = body.into_with_config().reader().take(cap);
+    let mut bytes = Zeroizing::new(Vec::new());
+    let mut chunk = Zeroizing::new([0_u8; 8192]);
+    loop {
+        let read = match reader.read(&mut chunk[..]) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(classify(&ureq::Error::from(e))),
+        };
+        append_wiping(&mut bytes, &chunk[..read]);
+    }
     if bytes.len() > limit && !truncate {
         let detail = format!("the response body exceeds the limit of {limit} bytes");
         return Err(TransportFailure::new(TransportKind::Other, detail));
     }
-    Ok(HttpResponse::from_parts(parts, bytes))
+    Ok(HttpResponse::from_parts(parts, std::mem::take(&mut *bytes)))
 }
 
 /// Maps a ureq error to a [`TransportFailure`]: timeouts, connection failures, resets and TLS apart.

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{BaseUrl, Config, Endpoints, LoginMethod};
 use crate::error::{ConfigError, KeyError};
@@ -21,9 +21,20 @@ use crate::retry::RetryPolicy;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BdkConfigError {
-    /// The text is not YAML or JSON.
+    /// The text is not YAML or JSON. Holds where (line, column) and what kind of problem, never the text there.
     #[error("the configuration is not valid YAML or JSON: {0}")]
     Syntax(String),
+    /// A key holds a value of the wrong type: a password written as a number, a key pasted where a mapping with
+    /// `path` or `content` belongs. The value is never shown.
+    #[error("`{key}`: expected {expected}, found {found}{}", type_hint(expected, found))]
+    WrongType {
+        /// The key path, e.g. `bot.certificate.password`.
+        key: String,
+        /// What the key takes.
+        expected: &'static str,
+        /// What kind of value was found (`a number`, `a string`, ...).
+        found: &'static str,
+    },
     /// A required key is missing.
     #[error("missing key `{0}`")]
     MissingKey(&'static str),
@@ -37,11 +48,11 @@ pub enum BdkConfigError {
     #[error("both `{0}.path` and `{0}.content` are set: choose one")]
     BothPathAndContent(&'static str),
     /// A scheme other than `https` or `http`.
-    #[error("`{key}`: unknown scheme `{value}` (expected `https` or `http`)")]
+    #[error("`{key}`: unknown scheme{} (expected `https` or `http`)", if value.is_empty() { String::new() } else { format!(" `{value}`") })]
     UnknownScheme {
         /// The key, e.g. `agent.scheme`.
         key: String,
-        /// The value found.
+        /// The value found when it is a short word (at most 16 letters and digits), empty otherwise.
         value: String,
     },
     /// A value of the wrong type or out of range.
@@ -52,8 +63,13 @@ pub enum BdkConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// `${NAME}` names an environment variable that is not set, and no `:-default` was given.
-    #[error("`${{{0}}}` is used in the configuration but the environment variable `{0}` is not set")]
+    /// `${NAME}` names an environment variable that is not set, and no `:-default` was given. Holds the name when
+    /// it looks like a variable name, and is empty otherwise (`${` inside a password is not a variable).
+    #[error("{}", if .0.is_empty() {
+        "`${...}` in the configuration names no environment variable that is set".to_owned()
+    } else {
+        format!("`${{{0}}}` is used in the configuration but the environment variable `{0}` is not set", .0)
+    })]
     UnsetVariable(String),
     /// A value is rejected by the library's own validation.
     #[error("`{key}`: {source}")]
@@ -65,7 +81,19 @@ pub enum BdkConfigError {
     },
 }
 
-/// Where a key, certificate or trust store comes from.
+/// A hint for a value of the wrong type: a scalar where a string belongs is most often a password or a name made
+/// of digits, which YAML reads as a number.
+fn type_hint(expected: &str, found: &str) -> &'static str {
+    match (expected, found) {
+        ("a string", "a number" | "a boolean") => " (write the value in quotes)",
+        (e, "a string") if e.starts_with("a mapping with `path`") => {
+            " (write `path: <file>` or `content: <the PEM>` under it)"
+        }
+        _ => "",
+    }
+}
+
+/// Where a key, certificate or trust store comes from. `Content` is wiped when dropped.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Source {
@@ -73,6 +101,14 @@ pub enum Source {
     Path(PathBuf),
     /// The bytes themselves (`content`).
     Content(Vec<u8>),
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Self::Content(bytes) = self {
+            bytes.zeroize();
+        }
+    }
 }
 
 impl fmt::Debug for Source {
@@ -135,29 +171,41 @@ pub struct ProxySettings {
 }
 
 impl ProxySettings {
-    /// The URL with the credentials in it (`http://user:password@host:port`), as HTTP clients take it. Never log
-    /// it.
+    /// The URL with the credentials in it (`http://user:password@host:port`), as HTTP clients take it, in a buffer
+    /// wiped on drop. Never log it.
     #[must_use]
-    pub fn url_with_credentials(&self) -> String {
-        match &self.username {
-            None => self.url.clone(),
-            Some(user) => {
-                let password = self.password.as_ref().map(|p| format!(":{}", percent_encode(p.expose_secret())));
-                let host = self.url.trim_start_matches("http://");
-                format!("http://{}{}@{host}", percent_encode(user), password.unwrap_or_default())
-            }
+    pub fn url_with_credentials(&self) -> Zeroizing<String> {
+        let Some(user) = &self.username else { return Zeroizing::new(self.url.clone()) };
+        let host = self.url.trim_start_matches("http://");
+        let password = self.password.as_ref().map(|p| p.expose_secret());
+        // Sized once (percent-encoding at most triples a byte), so no reallocation leaves a copy behind.
+        let capacity = "http://:@".len() + 3 * (user.len() + password.map_or(0, str::len)) + host.len();
+        let mut url = Zeroizing::new(String::with_capacity(capacity));
+        url.push_str("http://");
+        percent_encode_into(user, &mut url);
+        if let Some(password) = password {
+            url.push(':');
+            percent_encode_into(password, &mut url);
         }
+        url.push('@');
+        url.push_str(host);
+        url
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986), for user information in a URL.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// Percent-encodes everything but unreserved characters (RFC 3986) onto `out`, for user information in a URL.
+fn percent_encode_into(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xF)]));
+            }
+        }
+    }
 }
 
 /// What a BDK configuration file says, resolved: every client entry has inherited what it leaves unset from the
@@ -317,94 +365,87 @@ pub enum ConfigFileError {
     },
 }
 
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawClient {
-    scheme: Option<String>,
-    host: Option<String>,
-    port: Option<Value>,
-    context: Option<String>,
-    proxy: Option<RawProxy>,
+/// A client entry (`pod`, `agent`, `keyManager`, `sessionAuth`, or the root), borrowed from the YAML tree.
+#[derive(Default)]
+struct RawClient<'a> {
+    scheme: Option<&'a str>,
+    host: Option<&'a str>,
+    port: Option<&'a Value>,
+    context: Option<&'a str>,
+    proxy: Option<RawProxy<'a>>,
 }
 
-#[derive(Default, Deserialize, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-struct RawProxy {
-    host: Option<String>,
-    port: Option<Value>,
-    username: Option<String>,
-    password: Option<String>,
+#[derive(Clone, PartialEq)]
+struct RawProxy<'a> {
+    host: Option<&'a str>,
+    port: Option<&'a Value>,
+    username: Option<&'a str>,
+    password: Option<&'a str>,
 }
 
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawSource {
-    path: Option<String>,
-    content: Option<String>,
-    password: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawBot {
-    username: Option<String>,
-    private_key: Option<RawSource>,
-    certificate: Option<RawSource>,
-    // Deprecated BDK-Java spellings, still read by it.
-    private_key_path: Option<String>,
-    private_key_content: Option<String>,
-    certificate_path: Option<String>,
-    certificate_content: Option<String>,
-    certificate_password: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawSsl {
-    trust_store: Option<RawSource>,
-    trust_store_path: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRetry {
-    max_attempts: Option<Value>,
-    initial_interval_millis: Option<Value>,
-    multiplier: Option<Value>,
-    max_interval_millis: Option<Value>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawConfig {
-    #[serde(flatten)]
-    root: RawClient,
-    connection_timeout: Option<Value>,
-    read_timeout: Option<Value>,
-    pod: Option<RawClient>,
-    agent: Option<RawClient>,
-    key_manager: Option<RawClient>,
-    session_auth: Option<RawClient>,
-    bot: Option<RawBot>,
-    ssl: Option<RawSsl>,
-    retry: Option<RawRetry>,
+/// `path` and `content`, or the deprecated flat spellings.
+struct RawSource<'a> {
+    path: Option<&'a str>,
+    content: Option<&'a str>,
+    password: Option<&'a str>,
 }
 
 /// Parses a BDK configuration (YAML, or JSON, which YAML reads too). `env` looks up environment variables for
 /// `${NAME}` and `${NAME:-default}` in string values.
+///
+/// Errors name the key and what was expected, never a value: a password written as a number, or a key pasted
+/// where a mapping belongs, is not repeated. The YAML tree is wiped once read; what the YAML parser itself
+/// buffered while reading `text` is not (see [`Tokens`](crate::Tokens) for every copy that cannot be wiped).
 pub fn parse_bdk_config(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<BotSettings, BdkConfigError> {
-    let mut value: Value = serde_yaml_ng::from_str(text).map_err(|e| BdkConfigError::Syntax(e.to_string()))?;
-    if value.is_null() {
-        value = Value::Mapping(serde_yaml_ng::Mapping::new());
+    let mut tree = WipedTree(serde_yaml_ng::from_str(text).map_err(|e| syntax_error(&e))?);
+    interpolate(&mut tree.0, env)?;
+    let root = match &tree.0 {
+        Value::Null => &serde_yaml_ng::Mapping::new(),
+        Value::Mapping(map) => map,
+        other => return Err(wrong_type("(top level)", "a mapping of settings", other)),
+    };
+    resolve(root)
+}
+
+/// A YAML tree whose strings are wiped when it is dropped: passwords and inline keys live in it.
+struct WipedTree(Value);
+
+impl Drop for WipedTree {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            match value {
+                Value::String(text) => text.zeroize(),
+                Value::Sequence(items) => items.iter_mut().for_each(wipe),
+                Value::Mapping(map) => map.iter_mut().for_each(|(_, v)| wipe(v)),
+                Value::Tagged(tagged) => wipe(&mut tagged.value),
+                _ => {}
+            }
+        }
+        wipe(&mut self.0);
     }
-    interpolate(&mut value, env)?;
-    let raw: RawConfig = serde_yaml_ng::from_value(value).map_err(|e| BdkConfigError::Syntax(e.to_string()))?;
-    resolve(raw)
+}
+
+/// The parser's complaint, as a place and a kind: its own messages can quote the text (a duplicated key, for
+/// one), so only the location is kept, and a duplicated key is named as such.
+fn syntax_error(error: &serde_yaml_ng::Error) -> BdkConfigError {
+    let what = if error.to_string().starts_with("duplicate entry") {
+        "a key appears twice in one mapping"
+    } else {
+        "not valid YAML or JSON"
+    };
+    let message = match error.location() {
+        Some(at) => format!("{what} at line {}, column {}", at.line(), at.column()),
+        None => what.to_owned(),
+    };
+    BdkConfigError::Syntax(message)
 }
 
 fn interpolate(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Result<(), BdkConfigError> {
     match value {
-        Value::String(text) if text.contains("${") => *text = expand(text, env)?,
+        Value::String(text) if text.contains("${") => {
+            let mut expanded = expand(text, env)?;
+            std::mem::swap(text, &mut *expanded);
+        }
         Value::Sequence(items) => items.iter_mut().try_for_each(|v| interpolate(v, env))?,
         Value::Mapping(map) => map.iter_mut().try_for_each(|(_, v)| interpolate(v, env))?,
         _ => {}
@@ -412,31 +453,112 @@ fn interpolate(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Resul
     Ok(())
 }
 
-/// Expands `${NAME}` and `${NAME:-default}`.
-fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, BdkConfigError> {
-    let mut out = String::with_capacity(text.len());
+/// Expands `${NAME}` and `${NAME:-default}`. The result is written once into a buffer of its final size, so that
+/// no reallocation leaves part of a secret behind; the pieces and the replaced text are wiped.
+fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Zeroizing<String>, BdkConfigError> {
+    enum Piece<'t> {
+        Text(&'t str),
+        Variable(Zeroizing<String>),
+    }
+    let mut pieces = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
+        pieces.push(Piece::Text(&rest[..start]));
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
+            pieces.push(Piece::Text(&rest[start..]));
+            rest = "";
+            break;
         };
         let expression = &after[..end];
         let (name, default) = match expression.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
             None => (expression, None),
         };
-        match (env(name), default) {
-            (Some(value), _) => out.push_str(&value),
-            (None, Some(default)) => out.push_str(default),
-            (None, None) => return Err(BdkConfigError::UnsetVariable(name.to_owned())),
+        match (env(name).map(Zeroizing::new), default) {
+            (Some(value), _) => pieces.push(Piece::Variable(value)),
+            (None, Some(default)) => pieces.push(Piece::Text(default)),
+            (None, None) => return Err(BdkConfigError::UnsetVariable(plausible_variable(name))),
         }
         rest = &after[end + 1..];
     }
-    out.push_str(rest);
+    pieces.push(Piece::Text(rest));
+    let text_of = |piece: &'_ Piece<'_>| -> usize {
+        match piece {
+            Piece::Text(text) => text.len(),
+            Piece::Variable(value) => value.len(),
+        }
+    };
+    let mut out = Zeroizing::new(String::with_capacity(pieces.iter().map(text_of).sum()));
+    for piece in &pieces {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Variable(value) => out.push_str(value),
+        }
+    }
     Ok(out)
+}
+
+/// The name of an unset variable when it looks like one (`[A-Za-z_][A-Za-z0-9_.]*`, at most 64 characters), and
+/// empty otherwise: `${` inside a password is not a variable, and its text is not repeated.
+fn plausible_variable(name: &str) -> String {
+    let plausible = (1..=64).contains(&name.len())
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if plausible { name.to_owned() } else { String::new() }
+}
+
+/// What kind of YAML value `value` is, for messages that must not show it.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn wrong_type(key: &str, expected: &'static str, found: &Value) -> BdkConfigError {
+    BdkConfigError::WrongType { key: key.to_owned(), expected, found: kind(found) }
+}
+
+/// `map[key]`, with `null` (an empty value) read as absent.
+fn get<'a>(map: Option<&'a Mapping>, key: &str) -> Option<&'a Value> {
+    map?.get(key).filter(|value| !value.is_null())
+}
+
+fn mapping<'a>(
+    value: Option<&'a Value>,
+    key: &str,
+    expected: &'static str,
+) -> Result<Option<&'a Mapping>, BdkConfigError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Mapping(map)) => Ok(Some(map)),
+        Some(other) => Err(wrong_type(key, expected, other)),
+    }
+}
+
+fn string<'a>(value: Option<&'a Value>, key: &str) -> Result<Option<&'a str>, BdkConfigError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(wrong_type(key, "a string", other)),
+    }
+}
+
+/// A boolean, or the text `true`/`false` (what `${VARIABLE}` gives).
+fn boolean(value: Option<&Value>, key: &str) -> Result<Option<bool>, BdkConfigError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(Value::String(text)) if text.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(text)) if text.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(wrong_type(key, "`true` or `false`", other)),
+    }
 }
 
 fn number(value: Option<&Value>, key: &str) -> Result<Option<f64>, BdkConfigError> {
@@ -460,90 +582,168 @@ fn whole(value: Option<&Value>, key: &str, min: f64, max: f64) -> Result<Option<
     }
 }
 
-fn resolve(raw: RawConfig) -> Result<BotSettings, BdkConfigError> {
-    let root = &raw.root;
-    let url = |which: &'static str, client: Option<&RawClient>| -> Result<BaseUrl, BdkConfigError> {
+/// `prefix.key`, or `key` at the top level.
+fn key_path(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
+}
+
+fn raw_client<'a>(map: Option<&'a Mapping>, prefix: &str) -> Result<RawClient<'a>, BdkConfigError> {
+    let proxy_key = key_path(prefix, "proxy");
+    let proxy = mapping(get(map, "proxy"), &proxy_key, "a mapping (`host`, `port`, `username`, `password`)")?;
+    let proxy = match proxy {
+        None => None,
+        Some(proxy) => Some(RawProxy {
+            host: string(get(Some(proxy), "host"), &key_path(&proxy_key, "host"))?,
+            port: get(Some(proxy), "port"),
+            username: string(get(Some(proxy), "username"), &key_path(&proxy_key, "username"))?,
+            password: string(get(Some(proxy), "password"), &key_path(&proxy_key, "password"))?,
+        }),
+    };
+    Ok(RawClient {
+        scheme: string(get(map, "scheme"), &key_path(prefix, "scheme"))?,
+        host: string(get(map, "host"), &key_path(prefix, "host"))?,
+        port: get(map, "port"),
+        context: string(get(map, "context"), &key_path(prefix, "context"))?,
+        proxy,
+    })
+}
+
+fn raw_source<'a>(map: Option<&'a Mapping>, key: &str) -> Result<Option<RawSource<'a>>, BdkConfigError> {
+    let Some(source) = mapping(get(map, key_leaf(key)), key, "a mapping with `path` or `content`")? else {
+        return Ok(None);
+    };
+    Ok(Some(RawSource {
+        path: string(get(Some(source), "path"), &format!("{key}.path"))?,
+        content: string(get(Some(source), "content"), &format!("{key}.content"))?,
+        password: string(get(Some(source), "password"), &format!("{key}.password"))?,
+    }))
+}
+
+/// `privateKey` of `bot.privateKey`.
+fn key_leaf(key: &str) -> &str {
+    key.rsplit('.').next().unwrap_or(key)
+}
+
+fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
+    let top = raw_client(Some(root), "")?;
+    let entry = |name: &'static str| -> Result<Option<RawClient<'_>>, BdkConfigError> {
+        let map = mapping(get(Some(root), name), name, "a mapping (`scheme`, `host`, `port`, `context`, ...)")?;
+        map.map(|map| raw_client(Some(map), name)).transpose()
+    };
+    let (pod, agent, key_manager, session_auth) =
+        (entry("pod")?, entry("agent")?, entry("keyManager")?, entry("sessionAuth")?);
+
+    let url = |which: &'static str, client: Option<&RawClient<'_>>| -> Result<BaseUrl, BdkConfigError> {
         let empty = RawClient::default();
         let client = client.unwrap_or(&empty);
-        let scheme = client.scheme.as_deref().or(root.scheme.as_deref()).unwrap_or("https").trim().to_owned();
+        let scheme = client.scheme.or(top.scheme).unwrap_or("https").trim();
         if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
             let key = if client.scheme.is_some() { format!("{which}.scheme") } else { "scheme".to_owned() };
-            return Err(BdkConfigError::UnknownScheme { key, value: scheme });
+            // A scheme is never a secret, but only a short word is worth repeating.
+            let shown = if scheme.len() <= 16 && scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                scheme.to_owned()
+            } else {
+                String::new()
+            };
+            return Err(BdkConfigError::UnknownScheme { key, value: shown });
         }
-        let host = client.host.as_deref().or(root.host.as_deref()).ok_or(BdkConfigError::MissingKey("host"))?;
+        let host = client.host.or(top.host).ok_or(BdkConfigError::MissingKey("host"))?;
         let port_key = if client.port.is_some() { format!("{which}.port") } else { "port".to_owned() };
-        let port = whole(client.port.as_ref().or(root.port.as_ref()), &port_key, 1.0, 65535.0)?.map(|p| p as u16);
-        let context = client.context.as_deref().or(root.context.as_deref()).unwrap_or("");
-        BaseUrl::from_parts(which, &scheme, host.trim(), Some(port.unwrap_or(443)), context)
+        let port = whole(client.port.or(top.port), &port_key, 1.0, 65535.0)?.map(|p| p as u16);
+        let context = client.context.or(top.context).unwrap_or("");
+        BaseUrl::from_parts(which, scheme, host.trim(), Some(port.unwrap_or(443)), context)
             .map_err(|source| BdkConfigError::Invalid { key: which, source })
     };
-    let endpoints = Endpoints {
-        pod: url("pod", raw.pod.as_ref())?,
-        key_manager: url("keyManager", raw.key_manager.as_ref())?,
-        session_auth: url("sessionAuth", raw.session_auth.as_ref())?,
-        agent: url("agent", raw.agent.as_ref())?,
+    let mut endpoints = Endpoints {
+        pod: url("pod", pod.as_ref())?,
+        key_manager: url("keyManager", key_manager.as_ref())?,
+        session_auth: url("sessionAuth", session_auth.as_ref())?,
+        agent: url("agent", agent.as_ref())?,
     };
+    if boolean(get(Some(root), "allowInsecureHttp"), "allowInsecureHttp")?.unwrap_or(false) {
+        endpoints = endpoints.allow_insecure_http();
+    }
+    endpoints.check_insecure_http().map_err(|source| {
+        let key = match &source {
+            ConfigError::InsecureHttp { which, .. } => which,
+            _ => "scheme",
+        };
+        BdkConfigError::Invalid { key, source }
+    })?;
 
-    let bot = raw.bot.unwrap_or_default();
-    let username =
-        bot.username.clone().filter(|u| !u.trim().is_empty()).ok_or(BdkConfigError::MissingKey("bot.username"))?;
+    let bot = mapping(get(Some(root), "bot"), "bot", "a mapping (`username`, `privateKey` or `certificate`)")?;
+    let username = string(get(bot, "username"), "bot.username")?
+        .filter(|u| !u.trim().is_empty())
+        .ok_or(BdkConfigError::MissingKey("bot.username"))?
+        .to_owned();
+    let private_key = raw_source(bot, "bot.privateKey")?;
+    let certificate = raw_source(bot, "bot.certificate")?;
     let key = source(
         "bot.privateKey",
-        bot.private_key.as_ref().and_then(|k| k.path.clone()).or(bot.private_key_path.clone()),
-        bot.private_key.as_ref().and_then(|k| k.content.clone()).or(bot.private_key_content.clone()),
+        private_key.as_ref().and_then(|k| k.path).or(string(get(bot, "privateKeyPath"), "bot.privateKeyPath")?),
+        private_key
+            .as_ref()
+            .and_then(|k| k.content)
+            .or(string(get(bot, "privateKeyContent"), "bot.privateKeyContent")?),
     )?;
-    let certificate = source(
+    let certificate_source = source(
         "bot.certificate",
-        bot.certificate.as_ref().and_then(|c| c.path.clone()).or(bot.certificate_path.clone()),
-        bot.certificate.as_ref().and_then(|c| c.content.clone()).or(bot.certificate_content.clone()),
+        certificate.as_ref().and_then(|c| c.path).or(string(get(bot, "certificatePath"), "bot.certificatePath")?),
+        certificate
+            .as_ref()
+            .and_then(|c| c.content)
+            .or(string(get(bot, "certificateContent"), "bot.certificateContent")?),
     )?;
-    let credentials = match (key, certificate) {
+    let certificate_password = certificate
+        .as_ref()
+        .and_then(|c| c.password)
+        .or(string(get(bot, "certificatePassword"), "bot.certificatePassword")?);
+    let credentials = match (key, certificate_source) {
         (Some(_), Some(_)) => return Err(BdkConfigError::BothRsaAndCertificate),
         (Some(key), None) => CredentialSource::RsaKey(key),
         (None, Some(certificate)) => CredentialSource::Certificate {
             source: certificate,
-            password: bot
-                .certificate
-                .as_ref()
-                .and_then(|c| c.password.clone())
-                .or(bot.certificate_password.clone())
-                .filter(|p| !p.is_empty())
-                .map(SecretString::from),
+            password: certificate_password.filter(|p| !p.is_empty()).map(|p| SecretString::from(p.to_owned())),
         },
         (None, None) => return Err(BdkConfigError::NoCredentials),
     };
 
-    let ssl = raw.ssl.unwrap_or_default();
+    let ssl = mapping(get(Some(root), "ssl"), "ssl", "a mapping (`trustStore`)")?;
+    let trust_store = raw_source(ssl, "ssl.trustStore")?;
     let trust_store = source(
         "ssl.trustStore",
-        ssl.trust_store.as_ref().and_then(|t| t.path.clone()).or(ssl.trust_store_path),
-        ssl.trust_store.as_ref().and_then(|t| t.content.clone()),
+        trust_store.as_ref().and_then(|t| t.path).or(string(get(ssl, "trustStorePath"), "ssl.trustStorePath")?),
+        trust_store.as_ref().and_then(|t| t.content),
     )?;
 
-    let retry = match raw.retry {
+    let retry = match mapping(get(Some(root), "retry"), "retry", "a mapping (`maxAttempts`, ...)")? {
         None => RetryPolicy::default(),
         Some(r) => {
+            let r = Some(r);
             let defaults = RetryPolicy::default();
-            let attempts = match number(r.max_attempts.as_ref(), "retry.maxAttempts")? {
+            let attempts = match number(get(r, "maxAttempts"), "retry.maxAttempts")? {
                 None => defaults.max_attempts(),
-                Some(n) if n < 0.0 => u32::MAX,
+                // "No limit" in the BDKs; here the most a policy allows, so that every wait stays bounded.
+                Some(n) if n < 0.0 => RetryPolicy::MAX_ATTEMPTS,
                 Some(_) => {
-                    whole(r.max_attempts.as_ref(), "retry.maxAttempts", 1.0, f64::from(u32::MAX))?.unwrap_or(10) as u32
+                    let most = f64::from(RetryPolicy::MAX_ATTEMPTS);
+                    whole(get(r, "maxAttempts"), "retry.maxAttempts", 1.0, most)?.unwrap_or(10) as u32
                 }
             };
+            let hour = RetryPolicy::MAX_INTERVAL.as_secs_f64() * 1000.0;
             let initial =
-                whole(r.initial_interval_millis.as_ref(), "retry.initialIntervalMillis", 0.0, 1e12)?.unwrap_or(500);
+                whole(get(r, "initialIntervalMillis"), "retry.initialIntervalMillis", 0.0, hour)?.unwrap_or(500);
             // BDK: a multiplier below 1 becomes 2.
-            let multiplier = number(r.multiplier.as_ref(), "retry.multiplier")?.filter(|m| *m >= 1.0).unwrap_or(2.0);
-            let max = whole(r.max_interval_millis.as_ref(), "retry.maxIntervalMillis", 0.0, 1e12)?.unwrap_or(300_000);
+            let multiplier = number(get(r, "multiplier"), "retry.multiplier")?.filter(|m| *m >= 1.0).unwrap_or(2.0);
+            let max = whole(get(r, "maxIntervalMillis"), "retry.maxIntervalMillis", 0.0, hour)?.unwrap_or(300_000);
             RetryPolicy::new(attempts, Duration::from_millis(initial), multiplier, Duration::from_millis(max))
                 .map_err(|source| BdkConfigError::Invalid { key: "retry", source })?
         }
     };
 
-    let proxy = resolve_proxy(&raw.root, [&raw.pod, &raw.agent, &raw.key_manager, &raw.session_auth])?;
-    let millis = |value: Option<&Value>, key| -> Result<Option<Duration>, BdkConfigError> {
-        Ok(whole(value, key, 1.0, 1e9)?.map(Duration::from_millis))
+    let proxy = resolve_proxy(&top, [&pod, &agent, &key_manager, &session_auth])?;
+    let millis = |key: &str| -> Result<Option<Duration>, BdkConfigError> {
+        Ok(whole(get(Some(root), key), key, 1.0, 1e9)?.map(Duration::from_millis))
     };
     Ok(BotSettings {
         endpoints,
@@ -552,25 +752,28 @@ fn resolve(raw: RawConfig) -> Result<BotSettings, BdkConfigError> {
         trust_store,
         retry,
         proxy,
-        connect_timeout: millis(raw.connection_timeout.as_ref(), "connectionTimeout")?,
-        read_timeout: millis(raw.read_timeout.as_ref(), "readTimeout")?,
+        connect_timeout: millis("connectionTimeout")?,
+        read_timeout: millis("readTimeout")?,
     })
 }
 
-fn source(key: &'static str, path: Option<String>, content: Option<String>) -> Result<Option<Source>, BdkConfigError> {
+fn source(key: &'static str, path: Option<&str>, content: Option<&str>) -> Result<Option<Source>, BdkConfigError> {
     let path = path.filter(|p| !p.trim().is_empty());
     let content = content.filter(|c| !c.trim().is_empty());
     match (path, content) {
         (Some(_), Some(_)) => Err(BdkConfigError::BothPathAndContent(key)),
         (Some(path), None) => Ok(Some(Source::Path(PathBuf::from(path.trim())))),
-        (None, Some(content)) => Ok(Some(Source::Content(content.into_bytes()))),
+        (None, Some(content)) => Ok(Some(Source::Content(content.as_bytes().to_vec()))),
         (None, None) => Ok(None),
     }
 }
 
 /// One HTTP client serves every service, so one proxy: the root's, or one that every entry that sets a proxy
 /// agrees on.
-fn resolve_proxy(root: &RawClient, clients: [&Option<RawClient>; 4]) -> Result<Option<ProxySettings>, BdkConfigError> {
+fn resolve_proxy(
+    root: &RawClient<'_>,
+    clients: [&Option<RawClient<'_>>; 4],
+) -> Result<Option<ProxySettings>, BdkConfigError> {
     let mut chosen = root.proxy.clone();
     for client in clients.into_iter().flatten() {
         if let Some(proxy) = &client.proxy {
@@ -587,12 +790,11 @@ fn resolve_proxy(root: &RawClient, clients: [&Option<RawClient>; 4]) -> Result<O
     }
     let Some(proxy) = chosen else { return Ok(None) };
     let host = proxy.host.filter(|h| !h.trim().is_empty()).ok_or(BdkConfigError::MissingKey("proxy.host"))?;
-    let port =
-        whole(proxy.port.as_ref(), "proxy.port", 1.0, 65535.0)?.ok_or(BdkConfigError::MissingKey("proxy.port"))?;
+    let port = whole(proxy.port, "proxy.port", 1.0, 65535.0)?.ok_or(BdkConfigError::MissingKey("proxy.port"))?;
     Ok(Some(ProxySettings {
         url: format!("http://{}:{port}", host.trim()),
-        username: proxy.username.filter(|u| !u.is_empty()),
-        password: proxy.password.filter(|p| !p.is_empty()).map(SecretString::from),
+        username: proxy.username.filter(|u| !u.is_empty()).map(str::to_owned),
+        password: proxy.password.filter(|p| !p.is_empty()).map(|p| SecretString::from(p.to_owned())),
     }))
 }
 
@@ -657,9 +859,9 @@ app:
         assert!(settings.credentials.is_pkcs12());
         assert_eq!(settings.credentials.password(), Some("changeit"));
         assert_eq!(settings.trust_store, Some(Source::Path("/certs/ca.pem".into())));
-        assert_eq!(settings.retry.max_attempts(), u32::MAX);
+        assert_eq!(settings.retry.max_attempts(), RetryPolicy::MAX_ATTEMPTS, "-1 is 'no limit': the cap");
         assert_eq!(settings.proxy.as_ref().unwrap().url, "http://proxy.acme:3128");
-        assert_eq!(settings.proxy.as_ref().unwrap().url_with_credentials(), "http://u:p@proxy.acme:3128");
+        assert_eq!(settings.proxy.as_ref().unwrap().url_with_credentials().as_str(), "http://u:p@proxy.acme:3128");
         assert_eq!(settings.connect_timeout, Some(Duration::from_secs(5)));
         assert_eq!(settings.read_timeout, Some(Duration::from_secs(30)));
         assert!(!format!("{settings:?}").contains("changeit"), "no password in Debug");
@@ -750,5 +952,141 @@ app:
             parse("host: h\nbot: {username: b, privateKeyPath: /k.pem}\nssl: {trustStorePath: /ca.pem}").unwrap();
         assert!(matches!(settings.credentials, CredentialSource::RsaKey(Source::Path(_))));
         assert!(settings.trust_store.is_some());
+    }
+
+    /// The message and the `Debug` of an error, for checks that a value is not in them.
+    fn shown(error: &BdkConfigError) -> String {
+        format!("{error} {error:?}")
+    }
+
+    #[test]
+    fn a_password_written_as_a_number_is_named_not_shown() {
+        let text = "host: h\nbot: {username: b, certificate: {path: /c.p12, password: 918273645}}";
+        let error = parse(text).unwrap_err();
+        assert_eq!(
+            error,
+            BdkConfigError::WrongType {
+                key: "bot.certificate.password".into(),
+                expected: "a string",
+                found: "a number"
+            }
+        );
+        assert!(!shown(&error).contains("918273645"), "{error}");
+        assert!(error.to_string().contains("write the value in quotes"), "{error}");
+        // Quoted, it is a password like any other.
+        let quoted = parse("host: h\nbot: {username: b, certificate: {path: /c.p12, password: '918273645'}}").unwrap();
+        assert_eq!(quoted.credentials.password(), Some("918273645"));
+        for text in [
+            "host: h\nproxy: {host: p, port: 1, username: u, password: 918273645}\nbot: {username: b, privateKey: {path: k}}",
+            "host: h\nbot: {username: b, certificatePath: /c.p12, certificatePassword: 918273645}",
+            "host: h\nbot: {username: b, certificate: {path: /c.p12, password: [918273645]}}",
+            "host: h\nbot: {username: b, certificate: {path: /c.p12, password: !secret 918273645}}",
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(matches!(error, BdkConfigError::WrongType { .. }), "{text}: {error:?}");
+            assert!(!shown(&error).contains("918273645"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_inline_key_where_a_mapping_belongs_is_named_not_shown() {
+        let key = include_str!("../../fixtures/keys/bot-2048.pkcs8.pem");
+        let text = format!(
+            "host: h\nbot:\n  username: b\n  privateKey: |\n{}",
+            key.lines().map(|l| format!("    {l}\n")).collect::<String>()
+        );
+        let error = parse(&text).unwrap_err();
+        assert_eq!(
+            error,
+            BdkConfigError::WrongType {
+                key: "bot.privateKey".into(),
+                expected: "a mapping with `path` or `content`",
+                found: "a string"
+            }
+        );
+        let message = shown(&error);
+        assert!(message.contains("content: <the PEM>"), "{message}");
+        let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+        for window in body.as_bytes().windows(16) {
+            assert!(!message.contains(std::str::from_utf8(window).unwrap()), "{message}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_give_a_place_and_never_the_text() {
+        for (text, expected) in [
+            (
+                "host: h\nbot: {username: b, certificate: {path: c, password: \"s3cr3t-918273645",
+                "not valid YAML or JSON",
+            ),
+            ("host: h\ns3cr3t-918273645: 1\ns3cr3t-918273645: 2\n", "a key appears twice in one mapping"),
+            ("host: [unclosed", "not valid YAML or JSON"),
+        ] {
+            let error = parse(text).unwrap_err();
+            let BdkConfigError::Syntax(message) = &error else { panic!("{error:?}") };
+            assert!(message.starts_with(expected) && message.contains(" at line "), "{message}");
+            assert!(!shown(&error).contains("s3cr3t"), "{error}");
+        }
+        assert_eq!(
+            parse("just a string").unwrap_err(),
+            BdkConfigError::WrongType {
+                key: "(top level)".into(),
+                expected: "a mapping of settings",
+                found: "a string"
+            }
+        );
+    }
+
+    #[test]
+    fn other_values_are_not_repeated_either() {
+        let long_scheme = parse("host: h\nscheme: s3cr3t-918273645\nbot: {username: b, privateKey: {path: k}}");
+        assert_eq!(
+            long_scheme.unwrap_err(),
+            BdkConfigError::UnknownScheme { key: "scheme".into(), value: String::new() }
+        );
+        let dollar = parse("host: h\nbot: {username: b, certificate: {path: c, password: 'ab${s3cr3t 9}cd'}}");
+        let error = dollar.unwrap_err();
+        assert_eq!(error, BdkConfigError::UnsetVariable(String::new()));
+        assert!(!shown(&error).contains("s3cr3t"), "{error}");
+        let url = parse("host: 'user:s3cr3t@h'\nbot: {username: b, privateKey: {path: k}}").unwrap_err();
+        assert!(!shown(&url).contains("s3cr3t"), "{url}");
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_needs_allow_insecure_http() {
+        let text = "scheme: http\nhost: pod.internal\nport: 8080\nbot: {username: b, privateKey: {path: k}}";
+        let error = parse(text).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                BdkConfigError::Invalid { key: "pod", source: ConfigError::InsecureHttp { which: "pod", .. } }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("allowInsecureHttp: true"), "{error}");
+        let allowed = parse(&format!("allowInsecureHttp: true\n{text}")).unwrap();
+        assert!(allowed.endpoints.pod.insecure_http_allowed());
+        assert!(allowed.to_config(LoginMethod::Certificate).is_ok());
+        let from_env = |name: &str| (name == "ALLOW").then(|| "true".to_owned());
+        assert!(parse_bdk_config(&format!("allowInsecureHttp: ${{ALLOW}}\n{text}"), &from_env).is_ok());
+        assert!(matches!(
+            parse(&format!("allowInsecureHttp: 1\n{text}")).unwrap_err(),
+            BdkConfigError::WrongType { expected: "`true` or `false`", .. }
+        ));
+        // Loopback needs no consent; one remote service is enough to refuse.
+        assert!(parse("scheme: http\nhost: 127.0.0.1\nbot: {username: b, privateKey: {path: k}}").is_ok());
+        let agent =
+            "scheme: http\nhost: localhost\nagent: {host: agent.internal}\nbot: {username: b, privateKey: {path: k}}";
+        assert!(matches!(parse(agent).unwrap_err(), BdkConfigError::Invalid { key: "agent", .. }));
+    }
+
+    #[test]
+    fn proxy_credentials_are_percent_encoded() {
+        let settings = parse(
+            "host: h\nproxy: {host: proxy.acme, port: 3128, username: 'd@m', password: 'p:w/ é'}\nbot: {username: b, privateKey: {path: k}}",
+        )
+        .unwrap();
+        let url = settings.proxy.unwrap().url_with_credentials();
+        assert_eq!(url.as_str(), "http://d%40m:p%3Aw%2F%20%C3%A9@proxy.acme:3128");
     }
 }

@@ -2,6 +2,7 @@
 //! it, and the policies for retries, the key manager and parallel login. Everything is validated on construction.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,18 +22,23 @@ pub const MAX_JWT_LIFETIME: Duration = Duration::from_secs(300);
 
 /// A validated base URL: `http` or `https`, a host, an optional port and an optional context path, without query,
 /// fragment or user information.
+///
+/// Plain `http` parses, but a [`Config`] accepts it only for a loopback host (`localhost`, `127.0.0.0/8`, `::1`)
+/// or after an explicit [`allow_insecure_http`](Self::allow_insecure_http): over plain HTTP the login JWT and the
+/// tokens cross the network readable by anyone on the path.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BaseUrl {
     scheme: Scheme,
     authority: Authority,
     context: String,
+    insecure_http_allowed: bool,
 }
 
 impl BaseUrl {
     /// Parses `https://host[:port][/context]`. A value without a scheme is taken as an `https` host; a trailing
     /// `/` is dropped. `which` names the service in errors.
     pub fn parse(which: &'static str, url: &str) -> Result<Self, ConfigError> {
-        let err = |reason| ConfigError::InvalidUrl { which, url: url.to_owned(), reason };
+        let err = |reason| ConfigError::InvalidUrl { which, url: shown_url(url), reason };
         let trimmed = url.trim();
         if trimmed.is_empty() {
             return Err(err("it is empty"));
@@ -55,7 +61,10 @@ impl BaseUrl {
             return Err(err("a base URL takes no query or fragment"));
         }
         let context = uri.path().trim_end_matches('/').to_owned();
-        Ok(Self { scheme, authority, context })
+        if has_dot_segment(&context) {
+            return Err(err("its path has `.` or `..` segments"));
+        }
+        Ok(Self { scheme, authority, context, insecure_http_allowed: false })
     }
 
     /// A base URL from parts, as BDK configuration files give them (`scheme`, `host`, `port`, `context`).
@@ -74,7 +83,7 @@ impl BaseUrl {
         if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
             return Err(ConfigError::InvalidUrl {
                 which,
-                url: format!("{scheme}://{host}{port}{context}"),
+                url: shown_url(&format!("{scheme}://{host}{port}{context}")),
                 reason: "the scheme must be `https` or `http`",
             });
         }
@@ -103,6 +112,38 @@ impl BaseUrl {
     #[must_use]
     pub fn context(&self) -> &str {
         &self.context
+    }
+
+    /// Whether the host is a loopback address (`localhost`, `127.0.0.0/8`, `::1`), where plain HTTP never leaves
+    /// the machine.
+    #[must_use]
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host().trim_start_matches('[').trim_end_matches(']');
+        if host.eq_ignore_ascii_case("localhost") || host.eq_ignore_ascii_case("localhost.") {
+            return true;
+        }
+        host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+    }
+
+    /// Consents to plain `http` for this URL even though its host is not loopback (a test pod behind a trusted
+    /// network, say). Nothing changes for `https` URLs.
+    #[must_use]
+    pub fn allow_insecure_http(mut self) -> Self {
+        self.insecure_http_allowed = true;
+        self
+    }
+
+    /// Whether [`allow_insecure_http`](Self::allow_insecure_http) was called.
+    #[must_use]
+    pub fn insecure_http_allowed(&self) -> bool {
+        self.insecure_http_allowed
+    }
+
+    /// Whether this URL sends secrets in the clear over a network: plain `http` to a host that is not loopback,
+    /// without consent.
+    #[must_use]
+    pub fn is_insecure_without_consent(&self) -> bool {
+        self.scheme == Scheme::HTTP && !self.insecure_http_allowed && !self.is_loopback()
     }
 
     /// The URI of `path` (which starts with `/`) under this base.
@@ -165,27 +206,120 @@ impl Endpoints {
         Ok(Self { pod: base.clone(), key_manager: base.clone(), session_auth: base.clone(), agent: base })
     }
 
-    /// Which kind of service `uri` is for, and so which tokens it may carry: the agent when it is under the agent
-    /// base URL and its path continues with `/agent`; the pod when it is under the pod, key-manager or
-    /// session-auth base URL. Any other host is refused: tokens must never be sent there.
-    ///
-    /// # Errors
-    /// [`UsageError::ForeignUri`] for a URI outside every configured service.
-    pub fn target_of(&self, uri: &Uri) -> Result<Target, UsageError> {
-        let agent_path = format!("{}/agent", self.agent.context());
-        let path = uri.path();
-        let under_agent = path == agent_path || path.strip_prefix(&agent_path).is_some_and(|r| r.starts_with('/'));
-        if self.agent.contains(uri) && under_agent {
-            Ok(Target::Agent)
-        } else if [&self.pod, &self.key_manager, &self.session_auth, &self.agent].iter().any(|base| base.contains(uri))
-        {
-            Ok(Target::Pod)
-        } else {
-            // The query is left out of the message: it is the caller's data.
-            let authority = uri.authority().map_or("", |a| a.as_str());
-            Err(UsageError::ForeignUri(format!("{}://{authority}{}", uri.scheme_str().unwrap_or(""), uri.path())))
+    /// Every base URL accepts plain `http` even for hosts that are not loopback (see
+    /// [`BaseUrl::allow_insecure_http`]).
+    #[must_use]
+    pub fn allow_insecure_http(self) -> Self {
+        Self {
+            pod: self.pod.allow_insecure_http(),
+            key_manager: self.key_manager.allow_insecure_http(),
+            session_auth: self.session_auth.allow_insecure_http(),
+            agent: self.agent.allow_insecure_http(),
         }
     }
+
+    /// Checks that no base URL uses plain `http` to a host that is not loopback without consent.
+    ///
+    /// # Errors
+    /// [`ConfigError::InsecureHttp`] naming the first such service (`pod`, `keyManager`, `sessionAuth`, `agent`).
+    pub fn check_insecure_http(&self) -> Result<(), ConfigError> {
+        let named = [
+            ("pod", &self.pod),
+            ("keyManager", &self.key_manager),
+            ("sessionAuth", &self.session_auth),
+            ("agent", &self.agent),
+        ];
+        match named.into_iter().find(|(_, base)| base.is_insecure_without_consent()) {
+            Some((which, base)) => Err(ConfigError::InsecureHttp { which, url: base.to_string() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Which kind of service `uri` is for, and so which tokens it may carry:
+    /// - the agent when it is under the agent base URL and its path continues with `/agent`;
+    /// - the pod when it is under the pod or agent base URL, or under the session-auth base URL with `/sessionauth`
+    ///   (its logout takes the session token).
+    ///
+    /// Refused, so that tokens never go there: any other host or path; a path with `.` or `..` segments (a server
+    /// resolves `/agent/../pod/x` to `/pod/x`, so what it names is not what it looks like); the key manager's own
+    /// paths (`/relay`, `/keyauth`), which never take the session token; and a URI with user information (a
+    /// password there would end up in transport error messages).
+    ///
+    /// # Errors
+    /// [`UsageError::ForeignUri`] for a URI outside every configured service, [`UsageError::RefusedUri`] for the
+    /// other refusals.
+    pub fn target_of(&self, uri: &Uri) -> Result<Target, UsageError> {
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(UsageError::RefusedUri {
+                uri: shown_uri(uri),
+                reason: "it has user information, which HTTP clients repeat in their error messages",
+            });
+        }
+        if has_dot_segment(uri.path()) {
+            return Err(UsageError::RefusedUri {
+                uri: shown_uri(uri),
+                reason: "its path has `.` or `..` segments, which a server resolves to another path",
+            });
+        }
+        let under = |base: &BaseUrl, prefix: &str| {
+            base.contains(uri) && path_starts_with(uri.path(), &format!("{}{prefix}", base.context()))
+        };
+        let bases = [&self.pod, &self.key_manager, &self.session_auth, &self.agent];
+        if bases.iter().any(|base| under(base, "/relay") || under(base, "/keyauth")) {
+            return Err(UsageError::RefusedUri {
+                uri: shown_uri(uri),
+                reason: "it is a key-manager path (`/relay`, `/keyauth`), and the key manager never takes the \
+                         session token",
+            });
+        }
+        if under(&self.agent, "/agent") {
+            Ok(Target::Agent)
+        } else if self.pod.contains(uri) || self.agent.contains(uri) || under(&self.session_auth, "/sessionauth") {
+            Ok(Target::Pod)
+        } else {
+            Err(UsageError::ForeignUri(shown_uri(uri)))
+        }
+    }
+}
+
+/// Whether `path` is `prefix` or continues it with `/`.
+fn path_starts_with(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether a segment of `path` is `.` or `..`, written plainly or percent-encoded (`%2e`).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    })
+}
+
+/// `uri` for a message: scheme, host, port and path. The query is the caller's data, and user information may hold
+/// a password: both are left out.
+fn shown_uri(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{host}{port}{}", uri.scheme_str().unwrap_or(""), uri.path())
+}
+
+/// A URL as given, for a message: user information replaced by `***`, the query and fragment by `…`, at most 200
+/// characters. A password in a URL, or a token in its query, is never repeated.
+fn shown_url(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    let path = match path.find(['?', '#']) {
+        Some(cut) => format!("{}…", &path[..cut]),
+        None => path.to_owned(),
+    };
+    let shown = if scheme.is_empty() { format!("{authority}{path}") } else { format!("{scheme}://{authority}{path}") };
+    if shown.chars().count() > 200 { shown.chars().take(200).chain(['…']).collect() } else { shown }
 }
 
 /// A validated bot username: the JWT `sub` for RSA, the certificate CN for certificate logins.
@@ -272,7 +406,12 @@ impl Config {
 
     /// A bot with the given login method, and defaults for the rest: JWT lifetime 240 s, BDK retry policy, key
     /// manager by SKD, parallel login on.
+    ///
+    /// # Errors
+    /// [`ConfigError::InsecureHttp`] when a base URL is plain `http` to a host that is not loopback and
+    /// [`Endpoints::allow_insecure_http`] was not called; [`ConfigError::InvalidUsername`].
     pub fn new(endpoints: Endpoints, username: &str, method: LoginMethod) -> Result<Self, ConfigError> {
+        endpoints.check_insecure_http()?;
         Ok(Self {
             endpoints,
             username: Username::new(username)?,
@@ -406,20 +545,106 @@ mod tests {
 
     #[test]
     fn bad_base_urls_name_the_service_and_the_problem() {
-        for (url, reason) in [
-            ("", "it is empty"),
-            ("ftp://x", "the scheme must be `https` or `http`"),
-            ("https://user:pw@x", "user information in URLs is not supported"),
-            ("https://x/?a=b", "a base URL takes no query or fragment"),
-            ("https://x/#f", "a base URL takes no query or fragment"),
-            ("https://exa mple", "not a valid URL"),
+        for (url, shown, reason) in [
+            ("", "", "it is empty"),
+            ("ftp://x", "ftp://x", "the scheme must be `https` or `http`"),
+            ("https://user:pw@x", "https://***@x", "user information in URLs is not supported"),
+            ("https://x/?a=b", "https://x/…", "a base URL takes no query or fragment"),
+            ("https://x/#f", "https://x/…", "a base URL takes no query or fragment"),
+            ("https://exa mple", "https://exa mple", "not a valid URL"),
+            ("https://x/ctx/../other", "https://x/ctx/../other", "its path has `.` or `..` segments"),
         ] {
             assert_eq!(
                 BaseUrl::parse("agent", url),
-                Err(ConfigError::InvalidUrl { which: "agent", url: url.to_owned(), reason }),
+                Err(ConfigError::InvalidUrl { which: "agent", url: shown.to_owned(), reason }),
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn urls_in_errors_lose_passwords_and_queries() {
+        for url in ["https://bot:s3cr3t-pw@acme.example/x", "https://acme.example/x?token=s3cr3t-pw", "s3cr3t-pw@x:1"] {
+            let error = BaseUrl::parse("pod", url).map(|_| ()).unwrap_err();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+        let long = format!("https://{}", "a".repeat(300));
+        let ConfigError::InvalidUrl { url, .. } = BaseUrl::parse("pod", &format!("{long} x")).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(url.chars().count(), 201);
+    }
+
+    fn cert_config(endpoints: Endpoints) -> Result<Config, ConfigError> {
+        Config::certificate(endpoints, "bot")
+    }
+
+    #[test]
+    fn plain_http_needs_consent_except_on_loopback() {
+        for url in ["http://acme.symphony.com", "http://10.0.0.7:8080", "http://[2001:db8::1]", "http://localhost.evil"]
+        {
+            let error = cert_config(Endpoints::single(url).unwrap()).unwrap_err();
+            assert!(matches!(error, ConfigError::InsecureHttp { which: "pod", .. }), "{url}: {error:?}");
+            let message = error.to_string();
+            assert!(
+                message.contains("allow_insecure_http()") && message.contains("allowInsecureHttp: true"),
+                "{message}"
+            );
+            assert!(cert_config(Endpoints::single(url).unwrap().allow_insecure_http()).is_ok(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1",
+            "http://[::1]:9000/ctx",
+            "http://localhost:1",
+            "http://LocalHost",
+            "http://[::ffff:127.0.0.1]",
+            "https://acme.symphony.com",
+        ] {
+            assert!(cert_config(Endpoints::single(url).unwrap()).is_ok(), "{url}");
+        }
+        // One service is enough to refuse, and the error names it.
+        let mut endpoints = Endpoints::single("https://acme.symphony.com").unwrap();
+        endpoints.agent = BaseUrl::parse("agent", "http://agent.acme:8080").unwrap();
+        assert!(matches!(cert_config(endpoints).unwrap_err(), ConfigError::InsecureHttp { which: "agent", .. }));
+    }
+
+    #[test]
+    fn dot_segments_and_key_manager_paths_never_get_tokens() {
+        let mut endpoints = Endpoints::single("https://acme.symphony.com").unwrap();
+        for refused in [
+            "https://acme.symphony.com/agent/../pod/v2/sessioninfo",
+            "https://acme.symphony.com/agent/./v1/util/echo",
+            "https://acme.symphony.com/agent/%2E%2e/pod/x",
+            "https://acme.symphony.com/agent/.%2e/pod/x",
+            "https://acme.symphony.com/relay/pubkey/authenticate",
+            "https://acme.symphony.com/keyauth/v1/logout",
+        ] {
+            let result = endpoints.target_of(&refused.parse().unwrap());
+            assert!(matches!(result, Err(UsageError::RefusedUri { .. })), "{refused}: {result:?}");
+        }
+        assert_eq!(endpoints.target_of(&"https://acme.symphony.com/agent/v1/a..b".parse().unwrap()), Ok(Target::Agent));
+        assert_eq!(endpoints.target_of(&"https://acme.symphony.com/relayx".parse().unwrap()), Ok(Target::Pod));
+
+        // Dedicated hosts: the session-auth host takes the session token for `/sessionauth` (logout) only, the
+        // key-manager host never.
+        endpoints.session_auth = BaseUrl::parse("sessionAuth", "https://acme-api.symphony.com:8444").unwrap();
+        endpoints.key_manager = BaseUrl::parse("keyManager", "https://km.acme:8444/ctx").unwrap();
+        let target = |uri: &str| endpoints.target_of(&uri.parse().unwrap());
+        assert_eq!(target("https://acme-api.symphony.com:8444/sessionauth/v1/logout"), Ok(Target::Pod));
+        assert!(matches!(
+            target("https://acme-api.symphony.com:8444/pod/v2/sessioninfo"),
+            Err(UsageError::ForeignUri(_))
+        ));
+        assert!(matches!(target("https://km.acme:8444/ctx/keyauth/v1/logout"), Err(UsageError::RefusedUri { .. })));
+        assert!(matches!(target("https://km.acme:8444/ctx/other"), Err(UsageError::ForeignUri(_))));
+        let error = target("https://evil.example/x?token=t").unwrap_err();
+        assert_eq!(error, UsageError::ForeignUri("https://evil.example/x".into()));
+        let error = target("https://user:pw@acme.symphony.com/pod/v2/sessioninfo").unwrap_err();
+        assert!(
+            matches!(&error, UsageError::RefusedUri { uri, .. } if uri == "https://acme.symphony.com/pod/v2/sessioninfo")
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub enum ConfigError {
     InvalidUrl {
         /// Which service the URL is for (`pod`, `agent`, ...).
         which: &'static str,
-        /// The URL as given.
+        /// The URL as given, with any user information replaced by `***` and any query or fragment by `…`.
         url: String,
         /// What is wrong with it.
         reason: &'static str,
@@ -42,6 +42,18 @@ pub enum ConfigError {
     /// No credentials were given.
     #[error("no credentials: configure an RSA private key or a client certificate for the bot")]
     MissingCredentials,
+    /// A base URL is plain `http` to a host that is not loopback, and nobody consented.
+    #[error(
+        "the {which} URL {url} is plain `http://` to a host that is not loopback: the login JWT and the tokens would \
+         cross the network unencrypted. Use `https://`, or opt in explicitly with `Endpoints::allow_insecure_http()` \
+         (in a BDK configuration file: `allowInsecureHttp: true`)"
+    )]
+    InsecureHttp {
+        /// Which service (`pod`, `keyManager`, `sessionAuth`, `agent`).
+        which: &'static str,
+        /// The base URL.
+        url: String,
+    },
 }
 
 /// A private key cannot be used for signing. Names the problem, never the key.
@@ -53,18 +65,22 @@ pub enum KeyError {
         "no PEM block found: expected `-----BEGIN PRIVATE KEY-----` (PKCS#8) or `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1)"
     )]
     NotPem,
-    /// The PEM label is neither PKCS#8 nor PKCS#1.
-    #[error("PEM label `{0}` not recognized: only `PRIVATE KEY` (PKCS#8) and `RSA PRIVATE KEY` (PKCS#1) are supported")]
+    /// The PEM label is neither PKCS#8 nor PKCS#1. Holds the label when it looks like one (uppercase words, at most
+    /// 40 characters), and is empty otherwise: an odd label is not repeated, in case it is key text.
+    #[error(
+        "PEM label {} not recognized: only `PRIVATE KEY` (PKCS#8) and `RSA PRIVATE KEY` (PKCS#1) are supported",
+        if .0.is_empty() { "(not shown)".to_owned() } else { format!("`{}`", .0) }
+    )]
     UnsupportedLabel(String),
     /// The key is encrypted with a password.
     #[error("the private key is encrypted; decrypt it first (for example `openssl pkcs8 -in key.pem -out plain.pem`)")]
     Encrypted,
-    /// The PEM body or the DER inside it is malformed.
+    /// The PEM text or the DER inside it is malformed.
     #[error("malformed {format} private key: {reason}")]
     Malformed {
-        /// `PKCS#8` or `PKCS#1`.
+        /// `PEM` (the text), `PKCS#8` or `PKCS#1` (the DER).
         format: &'static str,
-        /// What failed.
+        /// What failed: the parser's description, which never quotes the input.
         reason: String,
     },
     /// The key is valid but not an RSA key.
@@ -98,13 +114,17 @@ pub enum TransportKind {
     Tls,
     /// Anything else the transport reports. Retried.
     Other,
+    /// The driver refused to send the request because sending it would expose a secret (for example, a dependency
+    /// that writes every request byte to the log is logging at TRACE). Nothing was sent. Not retried: it needs a
+    /// configuration change.
+    Refused,
 }
 
 impl TransportKind {
     /// Whether a login failing this way is worth another attempt.
     #[must_use]
     pub fn is_retryable(self) -> bool {
-        !matches!(self, Self::Tls)
+        !matches!(self, Self::Tls | Self::Refused)
     }
 }
 
@@ -116,6 +136,7 @@ impl fmt::Display for TransportKind {
             Self::Reset => "connection closed before the answer",
             Self::Tls => "TLS handshake failed",
             Self::Other => "transport error",
+            Self::Refused => "refused to send",
         })
     }
 }
@@ -208,7 +229,8 @@ pub enum AuthError {
         username: String,
         /// The HTTP status.
         status: u16,
-        /// The server's `message`, when its error body had one.
+        /// What the server says, when its error body says something: the JSON `message` (or HTML `<title>`), with
+        /// every run of 16 or more non-blank characters masked and at most 200 characters.
         server_message: Option<String>,
         /// Server time minus our time, in seconds, when the answer's `Date` header shows a difference large enough
         /// (over 30 s) to explain a rejected JWT.
@@ -237,7 +259,7 @@ pub enum AuthError {
         failure: TransportFailure,
     },
     /// The server answered something unusable.
-    #[error("{endpoint} answered HTTP {status}: {problem}{}", if body_prefix.is_empty() { String::new() } else { format!("; body starts {body_prefix:?}") })]
+    #[error("{endpoint} answered HTTP {status}: {problem}{}", if body_prefix.is_empty() { String::new() } else { format!("; the server says {body_prefix:?}") })]
     Protocol {
         /// The login endpoint.
         endpoint: LoginEndpoint,
@@ -245,7 +267,9 @@ pub enum AuthError {
         status: u16,
         /// What was wrong.
         problem: ProtocolProblem,
-        /// The first bytes of the body, for diagnosis; empty for successful statuses, whose bodies may hold tokens.
+        /// What the server says, for diagnosis: the JSON `message` (or the HTML `<title>`) of an error body, with
+        /// every run of 16 or more non-blank characters masked and at most 200 characters. Never raw body bytes,
+        /// and empty for successful statuses, whose bodies may hold tokens.
         body_prefix: String,
     },
     /// The JWT could not be signed.
@@ -282,6 +306,15 @@ pub enum UsageError {
     /// own thread. Act on events elsewhere (hand them to another thread), or after the login ends.
     #[error("called from the bot's event hook during a login that the hook's thread leads")]
     CalledFromEventHook,
+    /// An API call to a URI under a configured service that must not receive the bot's tokens: a path with `.` or
+    /// `..` segments, or a key-manager path.
+    #[error("refusing to send the bot's tokens to {uri}: {reason}")]
+    RefusedUri {
+        /// The URI, without its query or user information.
+        uri: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A 401 reported for a generation that was never issued.
     #[error("generation {reported} was never issued (the latest is {latest})")]
     UnknownGeneration {

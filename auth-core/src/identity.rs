@@ -34,7 +34,7 @@ pub enum IdentityError {
     /// The private key is encrypted.
     #[error("the client key is encrypted; give it unencrypted, or use a PKCS#12 file with its password")]
     Encrypted,
-    /// The PEM is malformed.
+    /// The PEM is malformed. The description names the block and what is wrong with it, never its text.
     #[error("malformed PEM: {0}")]
     MalformedPem(String),
     /// The PKCS#12 file cannot be opened (wrong password, corrupt, unsupported algorithm).
@@ -56,11 +56,13 @@ impl ClientIdentity {
     pub fn from_pem(pem: &[u8]) -> Result<Self, IdentityError> {
         let blocks = pem_blocks(pem).map_err(|e| match e {
             PemError::NoBlock => IdentityError::NoCertificate,
-            PemError::Unterminated(label) => IdentityError::MalformedPem(format!("no `-----END {label}-----` line")),
+            // Only legacy OpenSSL encryption writes `Proc-Type:`/`DEK-Info:` headers into a PEM block.
+            PemError::Headers { .. } => IdentityError::Encrypted,
+            other => IdentityError::MalformedPem(other.to_string()),
         })?;
         let mut chain = Vec::new();
         let mut key = None;
-        for block in &blocks {
+        for block in blocks {
             let format = match block.label.as_str() {
                 "CERTIFICATE" => None,
                 "PRIVATE KEY" => Some(IdentityKeyFormat::Pkcs8),
@@ -69,14 +71,9 @@ impl ClientIdentity {
                 "ENCRYPTED PRIVATE KEY" => return Err(IdentityError::Encrypted),
                 _ => continue,
             };
-            if block.has_headers {
-                return Err(IdentityError::Encrypted);
-            }
-            let der =
-                block.der().ok_or_else(|| IdentityError::MalformedPem(format!("`{}` is not base64", block.label)))?;
             match format {
-                None => chain.push(der.to_vec()),
-                Some(format) if key.is_none() => key = Some((der, format)),
+                None => chain.push(block.der.to_vec()),
+                Some(format) if key.is_none() => key = Some((block.der, format)),
                 Some(_) => return Err(IdentityError::MalformedPem("more than one private key".into())),
             }
         }

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::error::SignError;
 use crate::signer::JwtSigner;
@@ -42,7 +43,7 @@ impl fmt::Debug for Jwt {
 /// with `exp = now + lifetime` in whole seconds, base64url without padding.
 pub fn login_jwt(username: &str, now: UnixTime, lifetime: Duration, signer: &dyn JwtSigner) -> Result<Jwt, SignError> {
     let (_, signing_input) = signing_input(username, now, lifetime);
-    let signature = signer.sign_rs512(signing_input.as_bytes())?;
+    let signature = Zeroizing::new(signer.sign_rs512(signing_input.as_bytes())?);
     Ok(assemble(&signing_input, &signature))
 }
 
@@ -53,8 +54,20 @@ fn signing_input(username: &str, now: UnixTime, lifetime: Duration) -> (u64, Str
     (exp, format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims.to_string())))
 }
 
+/// `signing_input.base64url(signature)`, written once into a buffer of the exact size: no reallocation or
+/// temporary leaves a partial copy behind, and the whole is wiped when the [`Jwt`] is dropped.
 fn assemble(signing_input: &str, signature: &[u8]) -> Jwt {
-    Jwt(SecretString::from(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))))
+    let encoded_len = signature.len().div_ceil(3) * 4 - (3 - signature.len() % 3) % 3;
+    let mut jwt = Zeroizing::new(Vec::with_capacity(signing_input.len() + 1 + encoded_len));
+    jwt.extend_from_slice(signing_input.as_bytes());
+    jwt.push(b'.');
+    let start = jwt.len();
+    jwt.resize(start + encoded_len, 0);
+    let written = URL_SAFE_NO_PAD.encode_slice(signature, &mut jwt[start..]).unwrap_or(0);
+    jwt.truncate(start + written);
+    // Base64url and ASCII JSON only, so valid UTF-8; the buffer moves into the secret without a copy.
+    let text = String::from_utf8(std::mem::take(&mut *jwt)).unwrap_or_default();
+    Jwt(SecretString::from(text))
 }
 
 /// A login JWT that the machine has written and that still needs its signature. Signing is the one slow step of a
@@ -88,7 +101,7 @@ impl UnsignedJwt {
 
     /// Signs with the configured signer.
     pub fn sign(self) -> Result<SignedJwt, SignError> {
-        let signature = self.signer.sign_rs512(self.signing_input.as_bytes())?;
+        let signature = Zeroizing::new(self.signer.sign_rs512(self.signing_input.as_bytes())?);
         Ok(self.with_signature(&signature))
     }
 
@@ -127,19 +140,42 @@ pub fn decode_claims(token: &str) -> Option<Map<String, Value>> {
     if parts.next().is_some() {
         return None;
     }
-    let trimmed = payload.trim_end_matches('=');
-    let bytes = URL_SAFE_NO_PAD.decode(trimmed).or_else(|_| STANDARD_NO_PAD.decode(trimmed)).ok()?;
+    let bytes = payload_bytes(payload)?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
     }
 }
 
+/// The decoded payload of a JWT, wiped on drop (a session token's claims are part of a credential).
+fn payload_bytes(payload: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let trimmed = payload.trim_end_matches('=');
+    let bytes = URL_SAFE_NO_PAD.decode(trimmed).or_else(|_| STANDARD_NO_PAD.decode(trimmed)).ok()?;
+    Some(Zeroizing::new(bytes))
+}
+
 /// Whether a session token grants simplified key delivery: its claims hold `canUseSimplifiedKeyDelivery` as the
 /// JSON boolean `true`. Anything else (no claim, `"yes"`, not a JWT) means no.
 #[must_use]
 pub fn grants_simplified_key_delivery(session_token: &str) -> bool {
-    decode_claims(session_token).is_some_and(|claims| claims.get(SKD_CLAIM) == Some(&Value::Bool(true)))
+    /// Only the one claim: the others are skipped without being copied.
+    #[derive(serde::Deserialize)]
+    struct Skd {
+        #[serde(rename = "canUseSimplifiedKeyDelivery", default)]
+        skd: Option<Value>,
+    }
+    let mut parts = session_token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(bytes) = payload_bytes(payload) else { return false };
+    // A JSON object only: a derived struct would also accept an array (`[true]`).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return false;
+    }
+    serde_json::from_slice::<Skd>(&bytes).is_ok_and(|claims| claims.skd == Some(Value::Bool(true)))
 }
 
 #[cfg(test)]

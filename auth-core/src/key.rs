@@ -7,7 +7,7 @@
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
-use crate::pem::{PemError, pem_blocks};
+use crate::pem::{PemError, displayable_label, pem_blocks};
 
 /// The smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -41,32 +41,34 @@ pub(crate) struct KeyDer {
 /// PKCS#8 key.
 const RSA_ENCRYPTION_OID: [u8; 11] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
 
-/// Decodes the first private-key PEM block of `pem`, choosing the format by its label.
+/// Decodes the first private-key PEM block of `pem` (or the first block, when none is labelled as a private key),
+/// choosing the format by its label.
 pub(crate) fn decode_pem(pem: &[u8]) -> Result<KeyDer, KeyError> {
     let blocks = pem_blocks(pem).map_err(|e| match e {
         PemError::NoBlock => KeyError::NotPem,
-        PemError::Unterminated(label) => {
-            KeyError::Malformed { format: "PEM", reason: format!("no `-----END {label}-----` line") }
-        }
+        // Only legacy OpenSSL encryption writes `Proc-Type:`/`DEK-Info:` headers into a key block.
+        PemError::Headers { .. } => KeyError::Encrypted,
+        other => KeyError::Malformed { format: "PEM", reason: other.to_string() },
     })?;
-    let block = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")).unwrap_or(&blocks[0]);
+    let mut blocks = blocks.into_iter();
+    let mut first = None;
+    let block = loop {
+        match blocks.next() {
+            Some(block) if block.label.ends_with("PRIVATE KEY") => break block,
+            Some(block) => {
+                first.get_or_insert(block);
+            }
+            None => break first.ok_or(KeyError::NotPem)?,
+        }
+    };
     let format = match block.label.as_str() {
         "PRIVATE KEY" => KeyFormat::Pkcs8,
         "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
         "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
-        other => return Err(KeyError::UnsupportedLabel(other.to_owned())),
+        other => return Err(KeyError::UnsupportedLabel(displayable_label(other).unwrap_or_default().to_owned())),
     };
-    if block.has_headers {
-        // Legacy OpenSSL encryption: `Proc-Type: 4,ENCRYPTED` before the base64.
-        return Err(KeyError::Encrypted);
-    }
-    let der = block.der().ok_or_else(|| KeyError::Malformed {
-        format: format.name(),
-        reason: "the PEM body is not valid base64".into(),
-    })?;
-    if format == KeyFormat::Pkcs8
-        && !der.iter().take(64).copied().collect::<Vec<u8>>().windows(11).any(|w| w == RSA_ENCRYPTION_OID)
-    {
+    let der = block.der;
+    if format == KeyFormat::Pkcs8 && !der[..der.len().min(64)].windows(11).any(|w| w == RSA_ENCRYPTION_OID) {
         return Err(KeyError::NotRsa);
     }
     Ok(KeyDer { format, der })
@@ -253,11 +255,38 @@ mod tests {
         assert_eq!(err(include_str!("../../fixtures/keys/ec-p256.pkcs8.pem")), Some(KeyError::NotRsa));
         assert!(matches!(
             err("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"),
-            Some(KeyError::Malformed { format: "PKCS#8", .. })
+            Some(KeyError::Malformed { format: "PEM", .. })
         ));
         assert!(matches!(err("-----BEGIN PRIVATE KEY-----\nAAAA\n"), Some(KeyError::Malformed { format: "PEM", .. })));
+        assert_eq!(
+            err(
+                "-----BEGIN MIIEVQIBADANBGKQHKIG9W0BAQEFAASC-----\nAAAA\n-----END MIIEVQIBADANBGKQHKIG9W0BAQEFAASC-----\n"
+            ),
+            Some(KeyError::UnsupportedLabel(String::new()))
+        );
         let cert_then_key = format!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n{PKCS8}");
         assert_eq!(decode_pem(cert_then_key.as_bytes()).unwrap().format, KeyFormat::Pkcs8);
+    }
+
+    #[test]
+    fn a_begin_line_without_its_dashes_names_the_problem_and_not_the_key() {
+        let broken = PKCS8.replacen("-----BEGIN PRIVATE KEY-----", "-----BEGIN PRIVATE KEY", 1);
+        let error = decode_pem(broken.as_bytes()).err().unwrap();
+        assert!(matches!(error, KeyError::Malformed { format: "PEM", .. }), "{error:?}");
+        let shown = format!("{error} {error:?}");
+        assert!(shown.contains("`-----BEGIN` line is malformed"), "{shown}");
+        let body: String = PKCS8.lines().filter(|l| !l.starts_with("-----")).collect();
+        for window in body.as_bytes().windows(16) {
+            assert!(!shown.contains(std::str::from_utf8(window).unwrap()), "{shown}");
+        }
+    }
+
+    #[cfg(feature = "rsa-signer")]
+    #[test]
+    fn der_that_is_not_a_key_is_malformed_pkcs8() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMBMCAQAwDQYJKoZIhvcNAQEBBQA=\n-----END PRIVATE KEY-----\n";
+        let error = RsaSigner::from_pem(pem.as_bytes()).err().unwrap();
+        assert!(matches!(error, KeyError::Malformed { format: "PKCS#8", .. }), "{error:?}");
     }
 
     #[cfg(feature = "rsa-signer")]

@@ -46,7 +46,8 @@
 //! - **Retries**: login 5xx, 429, 408 and transport failures are retried with the BDK backoff plus seeded jitter,
 //!   honouring `Retry-After` ([`RetryPolicy`]); 400/401/403/407 at login are final ([`AuthError::Rejected`]).
 //! - **Secrets**: tokens, JWTs and keys print as `<redacted>` and have no `Display`; header values are marked
-//!   sensitive.
+//!   sensitive; no error carries a secret. What is wiped from memory, and which copies cannot be, is listed under
+//!   [`Tokens`](crate::Tokens#secrets-in-memory).
 //! - **Purity**: no clock, sleep, file, socket or thread (a `clippy.toml` forbids them). The signers draw
 //!   randomness from the operating system for RSA blinding (`rsa`) or use none (`ring`'s RS512 is deterministic
 //!   and unblinded by design); the JWT they produce is the same.

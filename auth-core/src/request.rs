@@ -109,7 +109,14 @@ fn finish(builder: http::request::Builder, body: Vec<u8>) -> HttpRequest {
 #[must_use]
 pub fn rsa_login(endpoint: LoginEndpoint, endpoints: &Endpoints, jwt: &Jwt) -> HttpRequest {
     let uri = endpoint.base(endpoints).join(endpoint.path());
-    let body = serde_json::json!({ "token": jwt.expose_secret() }).to_string().into_bytes();
+    // Written in one exact-size buffer rather than through a JSON tree, so that no stray copy of the JWT is left:
+    // a JWT is base64url and dots, which JSON strings carry unescaped.
+    let (open, close) = (&br#"{"token":""#[..], &br#""}"#[..]);
+    let jwt = jwt.expose_secret().as_bytes();
+    let mut body = Vec::with_capacity(open.len() + jwt.len() + close.len());
+    body.extend_from_slice(open);
+    body.extend_from_slice(jwt);
+    body.extend_from_slice(close);
     let builder = base_request(Method::POST, uri).header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     finish(builder, body)
 }

@@ -3,20 +3,21 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use http::header::HeaderName;
-use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 /// Name of the header that carries the session token on pod and agent calls.
 pub const SESSION_TOKEN_HEADER: HeaderName = HeaderName::from_static("sessiontoken");
 /// Name of the header that carries the key-manager token on agent calls.
 pub const KEY_MANAGER_TOKEN_HEADER: HeaderName = HeaderName::from_static("keymanagertoken");
 
-/// A secret string that is also a valid HTTP header value, kept in both forms so that attaching it to a request
-/// is a cheap clone and never fails.
+/// A secret string that is also a valid HTTP header value. One copy of the text exists: the header value's
+/// shared buffer, which wipes itself when its last clone (a request's header included) is dropped. Attaching the
+/// token to a request is a reference-count increment and never fails.
 #[derive(Clone)]
 pub(crate) struct SecretHeader {
-    text: SecretString,
     header: HeaderValue,
 }
 
@@ -33,13 +34,16 @@ impl SecretHeader {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return None;
         }
-        let mut header = HeaderValue::from_str(text).ok()?;
+        // `from_maybe_shared` keeps a `Bytes` as it is, so the header value shares this wiping buffer.
+        let shared = Bytes::from_owner(Zeroizing::new(text.as_bytes().to_vec()));
+        let mut header = HeaderValue::from_maybe_shared(shared).ok()?;
         header.set_sensitive(true);
-        Some(Self { text: SecretString::from(text), header })
+        Some(Self { header })
     }
 
     pub(crate) fn expose(&self) -> &str {
-        self.text.expose_secret()
+        // Checked to be visible ASCII on construction, so `to_str` cannot fail.
+        self.header.to_str().unwrap_or_default()
     }
 }
 
@@ -59,7 +63,8 @@ macro_rules! secret_type {
                 self.0.expose()
             }
 
-            /// The value as an HTTP header value, marked sensitive (its `Debug` prints `Sensitive`).
+            /// The value as an HTTP header value, marked sensitive (its `Debug` prints `Sensitive`). It shares the
+            /// token's wiping buffer: no copy is made.
             #[must_use]
             pub fn header_value(&self) -> HeaderValue {
                 self.0.header.clone()
@@ -126,6 +131,30 @@ impl fmt::Display for Generation {
 }
 
 /// The result of a successful login: what a bot needs to call pod and agent APIs.
+///
+/// # Secrets in memory
+///
+/// Each token lives in one buffer, shared by every [`HeaderValue`] made from it (a reference count, not a copy),
+/// and wiped when the last of them is dropped. The same goes for what else the crate holds: the login JWT
+/// ([`Jwt`](crate::Jwt)), decoded key DER and PEM text unescaped from `\n`, the YAML tree and `content` of a BDK
+/// configuration (`Source::Content`), the proxy URL with its password, and the buffers the drivers read
+/// answers into. Keys are wiped by the `rsa` crate (its `PrivateKey` zeroizes on drop).
+///
+/// Copies that cannot be wiped, and why:
+/// - what an HTTP stack copies a header or a body into to send it, and what it reads an answer into (ureq's and
+///   hyper's connection buffers, hyper's `Bytes` chunks): they are theirs, and offer no hook to wipe them;
+/// - a request body once a driver has handed it to its client (the async driver gives reqwest a buffer that wipes
+///   itself when reqwest and hyper drop it; the blocking driver wipes its own once ureq has sent it), and the
+///   response body a driver hands to the machine, which is the caller's to drop;
+/// - the scratch buffer in which `serde_json` decodes a token written with escapes (`\/`, `\u...`), and what the
+///   YAML parser (`unsafe-libyaml`) buffers while reading a configuration;
+/// - the key pair of `RingSigner`: `ring` does not wipe its keys;
+/// - an `http::HeaderValue` made by other code from [`expose_secret`](SessionToken::expose_secret) rather than
+///   taken from [`header_value`](SessionToken::header_value): it has its own copy, and `http` has no zeroize.
+///
+/// Zeroizing is the second line of defence; the first is that no token, JWT, key or password is ever printed:
+/// these types have no `Display` and a `Debug` that prints a placeholder, header values are marked sensitive, and
+/// no error carries a secret (see `tests/canaries.rs`).
 #[derive(Clone, Debug)]
 pub struct Tokens {
     pub(crate) generation: Generation,
@@ -222,6 +251,16 @@ mod tests {
         tokens(None).authorize(&mut request, Target::Agent);
         assert!(request.headers().get("keyManagerToken").is_none());
         assert_eq!(request.headers()["sessionToken"], "s3cr3t-session");
+    }
+
+    #[test]
+    fn header_values_share_the_one_wiping_buffer() {
+        let t = tokens(Some("km"));
+        let header = t.session().header_value();
+        assert_eq!(header.as_bytes().as_ptr(), t.session().expose_secret().as_ptr());
+        let mut request = http::Request::new(());
+        t.authorize(&mut request, Target::Pod);
+        assert_eq!(request.headers()["sessionToken"].as_bytes().as_ptr(), header.as_bytes().as_ptr());
     }
 
     #[test]

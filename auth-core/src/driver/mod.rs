@@ -335,9 +335,41 @@ pub fn load_bdk_file(
     Ok(settings.load(read)?)
 }
 
+/// Appends `data` to `buffer`; when it must grow, the contents move to a buffer twice the size and the old one is
+/// wiped, rather than left behind by a reallocation. For drivers reading answers that may hold tokens.
+pub fn append_wiping(buffer: &mut zeroize::Zeroizing<Vec<u8>>, data: &[u8]) {
+    if buffer.capacity() - buffer.len() < data.len() {
+        let wanted = (buffer.len() + data.len()).max(buffer.capacity() * 2).max(1024);
+        let mut grown = zeroize::Zeroizing::new(Vec::with_capacity(wanted));
+        grown.extend_from_slice(buffer);
+        std::mem::swap(buffer, &mut grown);
+    }
+    buffer.extend_from_slice(data);
+}
+
 /// A seed that differs between bots and runs; jitter needs variety, not secrecy. `RandomState` draws its keys
 /// from the operating system once per thread and steps them for every new state.
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    #[test]
+    fn buffers_grow_by_moving_into_a_larger_one() {
+        let mut buffer = Zeroizing::new(Vec::new());
+        append_wiping(&mut buffer, &[1; 10]);
+        assert_eq!(buffer.capacity(), 1024);
+        let first = buffer.as_ptr();
+        append_wiping(&mut buffer, &[2; 1000]);
+        assert_eq!(buffer.as_ptr(), first, "no move while it fits");
+        append_wiping(&mut buffer, &[3; 100]);
+        assert_eq!(buffer.capacity(), 2048);
+        assert_eq!(buffer.len(), 1110);
+        assert_eq!((buffer[0], buffer[10], buffer[1010]), (1, 2, 3));
+    }
 }
