@@ -227,3 +227,22 @@ async fn a_panicking_leader_is_taken_over_by_a_waiter() {
     assert_eq!(panics, 1);
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 2, "the login restarted once");
 }
+
+/// Callers wrapped in a short `timeout()` cancel the leader while it waits out a `Retry-After`: the wait holds for
+/// whoever leads next, so no login is re-sent before it is due.
+#[tokio::test]
+async fn a_cancelled_leader_keeps_the_retry_after() {
+    let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::status_retry_after(503, 1)));
+    let config = pod_only(rsa_config(&server.http_url())).with_retry(quick_retry(Duration::from_secs(5)));
+    let bot = Bot::builder(config).build().unwrap();
+    let started = tokio::time::Instant::now();
+    for _ in 0..5 {
+        let cancelled = tokio::time::timeout(Duration::from_millis(100), bot.tokens()).await;
+        assert!(cancelled.is_err(), "the login waits for its Retry-After");
+    }
+    assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1, "cancelled leaders re-sent no login");
+    let tokens = tokio::time::timeout(Duration::from_secs(10), bot.tokens()).await.expect("in time").unwrap();
+    assert_eq!(tokens.generation().get(), 1);
+    assert!(started.elapsed() >= Duration::from_secs(1), "the second login waited out the Retry-After");
+    assert_eq!(server.counters().requests(Endpoint::SessionLogin), 2);
+}
