@@ -36,8 +36,8 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// A login request to send. Report its outcome with [`Authenticator::handle_response`] or
-/// [`Authenticator::handle_failure`] and the same `id`.
+/// A login request to send. Report its outcome with [`Authenticator::handle_response`](crate::Authenticator::handle_response) or
+/// [`Authenticator::handle_failure`](crate::Authenticator::handle_failure) and the same `id`.
 #[must_use = "a login request must be sent, and its outcome reported"]
 #[non_exhaustive]
 pub struct LoginRequest {
@@ -68,16 +68,16 @@ impl fmt::Debug for LoginRequest {
     }
 }
 
-/// What the driver must do next. [`Authenticator::poll_output`] always returns one: there is no state in which a
+/// What the driver must do next. [`Authenticator::poll_output`](crate::Authenticator::poll_output) always returns one: there is no state in which a
 /// driver finds nothing to do.
 #[must_use = "an output is work the driver must do"]
 #[derive(Debug)]
 pub enum Output {
     /// Sign this login JWT where signing does no harm (off a lock, off an async executor, in an HSM), then hand the
-    /// result to [`Authenticator::supply_jwt`] and poll again.
+    /// result to [`Authenticator::supply_jwt`](crate::Authenticator::supply_jwt) and poll again.
     Sign(UnsignedJwt),
     /// Send these requests, concurrently when there are several, and report each outcome as it comes
-    /// ([`Authenticator::handle_response`], [`Authenticator::handle_failure`]); poll after each.
+    /// ([`Authenticator::handle_response`](crate::Authenticator::handle_response), [`Authenticator::handle_failure`](crate::Authenticator::handle_failure)); poll after each.
     Send(Vec<LoginRequest>),
     /// Requests handed out earlier are still out: report the next outcome, then poll again.
     AwaitAnswers,
@@ -103,7 +103,7 @@ pub enum State {
     Ready {
         /// Their generation.
         generation: Generation,
-        /// Whether a login that will replace them is under way ([`Authenticator::refresh`]).
+        /// Whether a login that will replace them is under way ([`Authenticator::refresh`](crate::Authenticator::refresh)).
         refreshing: bool,
     },
     /// The tokens of `generation` were rejected with a 401; a new login is needed.
@@ -178,7 +178,7 @@ pub enum Event {
     LoginFailed {
         /// Why.
         error: AuthError,
-        /// How long the error is handed out before a new login may begin ([`Authenticator::refresh`] overrides).
+        /// How long the error is handed out before a new login may begin ([`Authenticator::refresh`](crate::Authenticator::refresh) overrides).
         cool_down: Duration,
     },
     /// The tokens of `generation` were reported rejected; they are no longer handed out.
