@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
+use crate::endpoint::LoginEndpoint;
 use crate::error::{ConfigError, UsageError};
 use crate::retry::{CoolDown, RetryPolicy};
 use crate::signer::JwtSigner;
@@ -522,6 +523,19 @@ impl Config {
     #[must_use]
     pub fn parallel_login(&self) -> bool {
         self.parallel_login
+    }
+}
+
+impl LoginEndpoint {
+    /// The base URL it lives under.
+    #[must_use]
+    pub fn base(self, endpoints: &Endpoints) -> &BaseUrl {
+        match self {
+            Self::RsaSession => &endpoints.pod,
+            Self::RsaKeyManager | Self::CertificateKeyManager => &endpoints.key_manager,
+            Self::CertificateSession => &endpoints.session_auth,
+            Self::AgentVersion => &endpoints.agent,
+        }
     }
 }
 

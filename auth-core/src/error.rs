@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::request::LoginEndpoint;
+use crate::endpoint::LoginEndpoint;
 
 /// The configuration cannot work: fix it before trying again.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

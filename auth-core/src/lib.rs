@@ -1,6 +1,5 @@
 // The crate documentation is the README, so that the two cannot drift apart; its example is compiled as a doctest.
 #![doc = include_str!("../README.md")]
-
 #![deny(missing_docs)]
 
 pub use http;
@@ -11,6 +10,7 @@ mod bdk;
 mod config;
 #[cfg(feature = "driver")]
 pub mod driver;
+mod endpoint;
 mod error;
 mod flight;
 mod identity;
@@ -40,6 +40,7 @@ pub use bdk::{
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
 };
+pub use endpoint::{LoginEndpoint, Purpose};
 pub use error::{
     AuthError, ConfigError, FailureCause, KeyError, ProtocolProblem, SignError, TransportFailure, TransportKind,
     UsageError,
@@ -55,9 +56,7 @@ pub use key::{KeyFormat, MIN_RSA_BITS};
 pub use machine::{
     Authenticator, Event, KeyManagerOutcome, LoginRequest, Output, RequestId, State, UnauthorizedOutcome,
 };
-pub use request::{
-    LoginEndpoint, Purpose, USER_AGENT_VALUE, agent_info, certificate_login, echo, rsa_login, session_info,
-};
+pub use request::{USER_AGENT_VALUE, agent_info, certificate_login, echo, rsa_login, session_info};
 pub use response::{MAX_RESPONSE_BODY, agent_supports_simplified_key_delivery, server_clock_offset};
 pub use retry::{CoolDown, RetryPolicy, parse_retry_after};
 pub use session_info::{SessionInfo, SessionInfoError, parse_session_info};

@@ -1,8 +1,8 @@
 //! One login in progress: its legs (the session login, the key-manager login, the agent's version check) and
 //! where each stands. The decisions about them are made in [`super`]; this file only holds the bookkeeping.
 
+use crate::endpoint::LoginEndpoint;
 use crate::error::AuthError;
-use crate::request::LoginEndpoint;
 use crate::response::IssuedToken;
 use crate::time::UnixTime;
 

@@ -27,9 +27,10 @@ use std::time::Duration;
 
 use crate::HttpResponse;
 use crate::config::{Config, KeyManagerPolicy, LoginMethod};
+use crate::endpoint::{LoginEndpoint, Purpose};
 use crate::error::{AuthError, FailureCause, SignError, TransportFailure, TransportKind, UsageError};
 use crate::jwt::{Jwt, SignedJwt, UnsignedJwt};
-use crate::request::{LoginEndpoint, Purpose, agent_info, certificate_login, rsa_login};
+use crate::request::{agent_info, certificate_login, rsa_login};
 use crate::response::{LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer};
 use crate::retry::Jitter;
 use crate::time::UnixTime;

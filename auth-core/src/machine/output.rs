@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::HttpRequest;
+use crate::endpoint::{LoginEndpoint, Purpose};
 use crate::error::{AuthError, FailureCause};
 use crate::jwt::UnsignedJwt;
-use crate::request::{LoginEndpoint, Purpose};
 use crate::time::UnixTime;
 use crate::tokens::{Generation, Tokens};
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::KeyManagerPolicy;
+use crate::endpoint::Purpose;
 use crate::error::{AuthError, FailureCause};
 use crate::jwt::grants_simplified_key_delivery;
-use crate::request::Purpose;
 use crate::time::UnixTime;
 use crate::tokens::{AuthorizationToken, Generation, KeyManagerToken, SessionToken, Tokens};
 
