@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 
 use rustls::ClientConfig;
 use symphony_auth_core::{HttpRequest, HttpResponse, TransportFailure, TransportKind, USER_AGENT_VALUE};
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, TcpConnector};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, NextTimeout, TcpConnector};
 use ureq::{Agent, Proxy};
 
 use crate::Error;
@@ -55,7 +55,26 @@ pub(crate) fn agent(
     // A CONNECT proxy (when configured) prepares the socket, TCP opens it otherwise, then TLS for `https`.
     let connector =
         ().chain(ConnectProxyConnector::default()).chain(TcpConnector::default()).chain(TlsConnector::new(tls));
-    Ok(Agent::with_parts(config, connector, DefaultResolver::default()))
+    Ok(Agent::with_parts(config, connector, Resolve::default()))
+}
+
+/// ureq's resolver, with a failed lookup reported as `HostNotFound`: ureq passes the system's lookup error on as
+/// a bare I/O error, and a name that does not resolve is a host out of reach (`Connect`), not "other".
+#[derive(Debug, Default)]
+struct Resolve(DefaultResolver);
+
+impl Resolver for Resolve {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0.resolve(uri, config, timeout).map_err(|error| match error {
+            ureq::Error::Io(_) => ureq::Error::HostNotFound,
+            other => other,
+        })
+    }
 }
 
 /// The `log` target of ureq-proto's hex dump of every request and response (its `util.rs`, `log_data`).

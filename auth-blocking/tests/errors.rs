@@ -52,6 +52,13 @@ fn login_connection_refused_is_a_connect_failure() {
 }
 
 #[test]
+fn a_name_that_does_not_resolve_is_a_connect_failure() {
+    // `.invalid` never resolves (RFC 6761).
+    let bot = one_shot_bot("https://nonexistent.invalid").build().unwrap();
+    assert_eq!(unavailable_kind(&bot.tokens().unwrap_err()), TransportKind::Connect);
+}
+
+#[test]
 fn login_malformed_body_is_a_protocol_error() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::MalformedJson));
     let bot = one_shot_bot(&server.http_url()).build().unwrap();
