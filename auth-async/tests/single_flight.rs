@@ -246,3 +246,16 @@ async fn a_cancelled_leader_keeps_the_retry_after() {
     assert!(started.elapsed() >= Duration::from_secs(1), "the second login waited out the Retry-After");
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 2);
 }
+
+#[tokio::test]
+async fn an_skd_login_does_not_wait_for_a_slow_key_manager() {
+    let server = server(|pod| {
+        pod.set_skd(true);
+        // Far longer than the test allows: a login that waited for it would time the test out.
+        pod.inject(Endpoint::KeyManagerLogin, 1, Fault::Delay(Duration::from_secs(60)));
+    });
+    let bot = rsa_bot(&server);
+    let tokens = tokio::time::timeout(Duration::from_secs(20), bot.tokens()).await.expect("in time").unwrap();
+    assert!(tokens.key_manager().is_none() && tokens.simplified_key_delivery());
+    assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1);
+}

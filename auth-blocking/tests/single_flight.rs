@@ -82,3 +82,16 @@ fn a_leader_that_panics_hands_its_login_over_with_its_backoff() {
     assert_eq!(counters.requests(Endpoint::SessionLogin), 2);
     assert_eq!(counters.responses(Endpoint::SessionLogin, 200), 1);
 }
+
+#[test]
+fn an_skd_login_does_not_wait_for_a_slow_key_manager() {
+    let server = server(|pod| {
+        pod.set_skd(true);
+        // Far longer than the test allows: a login that waited for it would time the test out.
+        pod.inject(Endpoint::KeyManagerLogin, 1, Fault::Delay(Duration::from_secs(60)));
+    });
+    let bot = rsa_builder(&server).build().unwrap();
+    let tokens = within(Duration::from_secs(20), move || bot.tokens()).unwrap();
+    assert!(tokens.key_manager().is_none() && tokens.simplified_key_delivery());
+    assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1);
+}
