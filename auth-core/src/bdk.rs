@@ -526,16 +526,21 @@ fn resolve(raw: RawConfig) -> Result<BotSettings, BdkConfigError> {
             let defaults = RetryPolicy::default();
             let attempts = match number(r.max_attempts.as_ref(), "retry.maxAttempts")? {
                 None => defaults.max_attempts(),
-                Some(n) if n < 0.0 => u32::MAX,
-                Some(_) => {
-                    whole(r.max_attempts.as_ref(), "retry.maxAttempts", 1.0, f64::from(u32::MAX))?.unwrap_or(10) as u32
-                }
+                // BDK: -1 means no limit; every wait must stay bounded, so it is read as the most a policy allows.
+                Some(n) if n < 0.0 => RetryPolicy::MAX_ATTEMPTS,
+                Some(_) => whole(r.max_attempts.as_ref(), "retry.maxAttempts", 1.0, f64::from(u32::MAX))?
+                    .unwrap_or(10)
+                    .min(u64::from(RetryPolicy::MAX_ATTEMPTS)) as u32,
             };
             let initial =
                 whole(r.initial_interval_millis.as_ref(), "retry.initialIntervalMillis", 0.0, 1e12)?.unwrap_or(500);
             // BDK: a multiplier below 1 becomes 2.
             let multiplier = number(r.multiplier.as_ref(), "retry.multiplier")?.filter(|m| *m >= 1.0).unwrap_or(2.0);
-            let max = whole(r.max_interval_millis.as_ref(), "retry.maxIntervalMillis", 0.0, 1e12)?.unwrap_or(300_000);
+            let cap = u64::try_from(RetryPolicy::MAX_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+            let max = whole(r.max_interval_millis.as_ref(), "retry.maxIntervalMillis", 0.0, 1e12)?
+                .unwrap_or(300_000)
+                .min(cap);
+            let initial = initial.min(max);
             RetryPolicy::new(attempts, Duration::from_millis(initial), multiplier, Duration::from_millis(max))
                 .map_err(|source| BdkConfigError::Invalid { key: "retry", source })?
         }
@@ -657,12 +662,21 @@ app:
         assert!(settings.credentials.is_pkcs12());
         assert_eq!(settings.credentials.password(), Some("changeit"));
         assert_eq!(settings.trust_store, Some(Source::Path("/certs/ca.pem".into())));
-        assert_eq!(settings.retry.max_attempts(), u32::MAX);
+        assert_eq!(settings.retry.max_attempts(), RetryPolicy::MAX_ATTEMPTS, "-1, no limit, is capped");
         assert_eq!(settings.proxy.as_ref().unwrap().url, "http://proxy.acme:3128");
         assert_eq!(settings.proxy.as_ref().unwrap().url_with_credentials(), "http://u:p@proxy.acme:3128");
         assert_eq!(settings.connect_timeout, Some(Duration::from_secs(5)));
         assert_eq!(settings.read_timeout, Some(Duration::from_secs(30)));
         assert!(!format!("{settings:?}").contains("changeit"), "no password in Debug");
+    }
+
+    #[test]
+    fn retry_settings_beyond_the_bounds_are_capped() {
+        let yaml = "host: a.b\nbot: {username: u, privateKey: {path: k}}\n\
+                    retry: {maxAttempts: 5000, initialIntervalMillis: 90000000, maxIntervalMillis: 86400000}\n";
+        let settings = parse(yaml).unwrap();
+        assert_eq!(settings.retry.max_attempts(), RetryPolicy::MAX_ATTEMPTS);
+        assert_eq!(settings.retry.max_interval(), RetryPolicy::MAX_INTERVAL);
     }
 
     #[test]
