@@ -234,3 +234,6 @@ impl Flight {
         ApiCall::new(request, self.machine.config(), seed)
     }
 }
+
+#[cfg(test)]
+mod tests;
