@@ -996,8 +996,14 @@ fn persistence() -> Option<Box<dyn proptest::test_runner::FailurePersistence>> {
     Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions")))
 }
 
+/// 256 cases, or `PROPTEST_CASES` (a mutation-testing run lowers it to test more mutants in its time).
+#[allow(clippy::disallowed_methods)] // a test's own setting, not the crate's
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: persistence(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: persistence(), ..ProptestConfig::default() })]
 
     /// One machine driven by one driver through generated inputs obeys the model.
     #[test]

@@ -324,3 +324,6 @@ fn random_seed() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
+
+#[cfg(test)]
+mod tests;
