@@ -220,3 +220,6 @@ impl ApiCall {
 fn is_idempotent(method: &Method) -> bool {
     [Method::GET, Method::HEAD, Method::PUT, Method::DELETE, Method::OPTIONS, Method::TRACE].contains(method)
 }
+
+#[cfg(test)]
+mod tests;

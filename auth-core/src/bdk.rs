@@ -725,17 +725,19 @@ fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
                 None => defaults.max_attempts(),
                 // "No limit" in the BDKs; here the most a policy allows, so that every wait stays bounded.
                 Some(n) if n < 0.0 => RetryPolicy::MAX_ATTEMPTS,
-                Some(_) => {
-                    let most = f64::from(RetryPolicy::MAX_ATTEMPTS);
-                    whole(get(r, "maxAttempts"), "retry.maxAttempts", 1.0, most)?.unwrap_or(10) as u32
-                }
+                // Beyond the cap, the cap: every wait stays bounded.
+                Some(_) => whole(get(r, "maxAttempts"), "retry.maxAttempts", 1.0, f64::from(u32::MAX))?
+                    .unwrap_or(10)
+                    .min(u64::from(RetryPolicy::MAX_ATTEMPTS)) as u32,
             };
-            let hour = RetryPolicy::MAX_INTERVAL.as_secs_f64() * 1000.0;
+            let cap = u64::try_from(RetryPolicy::MAX_INTERVAL.as_millis()).unwrap_or(u64::MAX);
             let initial =
-                whole(get(r, "initialIntervalMillis"), "retry.initialIntervalMillis", 0.0, hour)?.unwrap_or(500);
+                whole(get(r, "initialIntervalMillis"), "retry.initialIntervalMillis", 0.0, 1e12)?.unwrap_or(500);
             // BDK: a multiplier below 1 becomes 2.
             let multiplier = number(get(r, "multiplier"), "retry.multiplier")?.filter(|m| *m >= 1.0).unwrap_or(2.0);
-            let max = whole(get(r, "maxIntervalMillis"), "retry.maxIntervalMillis", 0.0, hour)?.unwrap_or(300_000);
+            let max =
+                whole(get(r, "maxIntervalMillis"), "retry.maxIntervalMillis", 0.0, 1e12)?.unwrap_or(300_000).min(cap);
+            let initial = initial.min(max);
             RetryPolicy::new(attempts, Duration::from_millis(initial), multiplier, Duration::from_millis(max))
                 .map_err(|source| BdkConfigError::Invalid { key: "retry", source })?
         }
@@ -865,6 +867,15 @@ app:
         assert_eq!(settings.connect_timeout, Some(Duration::from_secs(5)));
         assert_eq!(settings.read_timeout, Some(Duration::from_secs(30)));
         assert!(!format!("{settings:?}").contains("changeit"), "no password in Debug");
+    }
+
+    #[test]
+    fn retry_settings_beyond_the_bounds_are_capped() {
+        let yaml = "host: a.b\nbot: {username: u, privateKey: {path: k}}\n\
+                    retry: {maxAttempts: 5000, initialIntervalMillis: 90000000, maxIntervalMillis: 86400000}\n";
+        let settings = parse(yaml).unwrap();
+        assert_eq!(settings.retry.max_attempts(), RetryPolicy::MAX_ATTEMPTS);
+        assert_eq!(settings.retry.max_interval(), RetryPolicy::MAX_INTERVAL);
     }
 
     #[test]

@@ -334,3 +334,6 @@ impl Flight {
         ApiCall::new(request, self.machine.config(), seed)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,3 +66,6 @@ pub use tokens::{
     AuthorizationToken, Generation, KEY_MANAGER_TOKEN_HEADER, KeyManagerToken, SESSION_TOKEN_HEADER, SessionToken,
     Target, Tokens,
 };
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,13 @@
-//! An arbitrary answer (status, `Retry-After`, `Date`, body) to the first login request of a fresh certificate
-//! `Authenticator` (no signing). Checks: no panic; an `Event::Authenticated` only with a non-empty ASCII session
-//! token (and authorization token, when present); `tokens().is_some() == (state() == Ready)`.
-//!
-//! After the first answer the same response also answers whatever the machine asks next (the key-manager leg,
-//! retries after their timeout), a few rounds, so that `Auto`/`Always` key-manager policies can finish too.
+//! An arbitrary answer (status, `Retry-After`, `Date`, body) to every login request of a fresh certificate
+//! `Authenticator` (no signing), driven through its one output until `Done` (the key-manager leg and retries after
+//! their wait included, so that `Auto`/`Always` key-manager policies can finish too). Checks: no panic; tokens handed
+//! out have a non-empty ASCII session token equal to its header value (and ASCII authorization and key-manager
+//! tokens, when present) and the latest generation; waits are in the future; `AwaitAnswers` only with requests out.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
-use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpResponse, KeyManagerPolicy, State, UnixTime};
+use symphony_auth_core::{Authenticator, Config, Endpoints, HttpResponse, KeyManagerPolicy, Output, Tokens, UnixTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
@@ -109,27 +108,21 @@ fn body_bytes(body: &Body) -> Vec<u8> {
 }
 
 fn check_invariants(machine: &Authenticator) {
-    assert_eq!(machine.tokens().is_some(), machine.state() == State::Ready, "tokens() vs state()");
+    assert_eq!(machine.tokens().is_some(), machine.state().is_ready(), "tokens() vs state()");
 }
 
-fn drain_events(machine: &mut Authenticator) {
-    while let Some(event) = machine.poll_event() {
-        if let Event::Authenticated { generation, .. } = event {
-            let tokens = machine.tokens().expect("Authenticated without tokens");
-            assert_eq!(tokens.generation(), generation);
-            let session = tokens.session().expose_secret();
-            assert!(!session.is_empty(), "empty session token accepted");
-            assert!(session.is_ascii(), "non-ASCII session token accepted: {session:?}");
-            assert_eq!(tokens.session().header_value().as_bytes(), session.as_bytes());
-            if let Some(authorization) = tokens.authorization() {
-                let authorization = authorization.expose_secret();
-                assert!(!authorization.is_empty() && authorization.is_ascii(), "bad authorization token accepted");
-            }
-            if let Some(key_manager) = tokens.key_manager() {
-                let key_manager = key_manager.expose_secret();
-                assert!(!key_manager.is_empty() && key_manager.is_ascii(), "bad key-manager token accepted");
-            }
-        }
+fn check_tokens(tokens: &Tokens) {
+    let session = tokens.session().expose_secret();
+    assert!(!session.is_empty(), "empty session token accepted");
+    assert!(session.is_ascii(), "non-ASCII session token accepted: {session:?}");
+    assert_eq!(tokens.session().header_value().as_bytes(), session.as_bytes());
+    if let Some(authorization) = tokens.authorization() {
+        let authorization = authorization.expose_secret();
+        assert!(!authorization.is_empty() && authorization.is_ascii(), "bad authorization token accepted");
+    }
+    if let Some(key_manager) = tokens.key_manager() {
+        let key_manager = key_manager.expose_secret();
+        assert!(!key_manager.is_empty() && key_manager.is_ascii(), "bad key-manager token accepted");
     }
 }
 
@@ -153,30 +146,33 @@ fuzz_target!(|input: Input| {
     let mut machine = Authenticator::new(config, input.seed);
     let mut now = UnixTime::from_millis(input.now_millis);
 
-    assert!(machine.start());
-    let first = machine.poll_request(now).expect("a fresh login has a request");
-    let mut outstanding = vec![first.id];
-    while let Some(request) = machine.poll_request(now) {
-        outstanding.push(request.id);
-    }
-    check_invariants(&machine);
-
-    for _round in 0..4 {
-        for id in std::mem::take(&mut outstanding) {
-            machine.handle_response(id, &response, now).expect("an id just handed out is known");
-            drain_events(&mut machine);
-            check_invariants(&machine);
+    let mut outstanding = Vec::new();
+    // The same answer to every request, for as long as the login goes on (bounded: retries end it).
+    for _ in 0..32 {
+        match machine.poll_output(now) {
+            Output::Sign(_) => panic!("a certificate login signs nothing"),
+            Output::Send(batch) => outstanding.extend(batch.into_iter().map(|login| login.id)),
+            Output::AwaitAnswers => {
+                assert!(!outstanding.is_empty(), "AwaitAnswers with nothing out");
+                let id = outstanding.remove(0);
+                machine.handle_response(id, &response, now).expect("an id just handed out is known");
+            }
+            Output::WaitUntil(at) => {
+                assert!(at > now, "a wait that is over");
+                now = at;
+            }
+            Output::Done(outcome) => {
+                if let Ok(tokens) = &outcome {
+                    check_tokens(tokens);
+                    assert_eq!(tokens.generation(), machine.latest_generation());
+                }
+                drop(format!("{outcome:?}"));
+                break;
+            }
         }
-        if let Some(at) = machine.poll_timeout() {
-            now = now.max(at);
+        while let Some(event) = machine.poll_event() {
+            drop(format!("{event:?}"));
         }
-        while let Some(request) = machine.poll_request(now) {
-            outstanding.push(request.id);
-        }
-        drain_events(&mut machine);
         check_invariants(&machine);
-        if outstanding.is_empty() {
-            break;
-        }
     }
 });

@@ -1,32 +1,36 @@
-//! An `arbitrary` script of steps driving an RSA `Authenticator` whose signer returns fixed bytes. Steps: answer
-//! the oldest outstanding request (status, body, `Retry-After`), fail it below HTTP, advance time, report a 401 on
-//! a generation, start, refresh, abort, pre-sign through `poll_jwt`/`supply_jwt`, make the signer fail. After each
-//! step the driver polls every request and event, as a real driver does.
+//! An `arbitrary` script of inputs driving an RSA `Authenticator` (whose signer returns fixed bytes) through its one
+//! output, as a driver does: poll and act on the output (sign now or later, send, wait), answer requests in any order
+//! (status, body, `Retry-After` in seconds or as an HTTP date), fail them below HTTP, let time pass or go back, report
+//! 401s, refresh, abandon the requests out, make the signer fail.
 //!
-//! Checks, after each step and after the polling that follows it:
+//! Checks, after every input:
 //! - no panic;
-//! - `tokens().is_some() == (state() == State::Ready)`;
-//! - current tokens carry `latest_generation()`, and `Authenticated` reports that generation with tokens present;
-//! - no login under way means no retry timer (`poll_timeout() == None`);
-//! - `report_unauthorized` refuses exactly generation 0 and generations above the latest;
-//! - an answer to an id the machine handed out is accepted while fewer than 65 ids were ever handed out (the
-//!   machine remembers the last 64 it gave up on), and an answer to an id never handed out is refused.
+//! - no tokens are handed out (by `Done` or `tokens()`) with a generation that was reported 401 while current, until a
+//!   new login completes; tokens handed out are always those of the latest generation;
+//! - every `WaitUntil` is in the future and at most the policy's largest wait (300 s) away, also after the clock went
+//!   back; every cool-down ends within `CoolDown::MAX`;
+//! - `AwaitAnswers` only while requests are out; `Sign` and `Send` only while a login is under way;
+//! - `report_unauthorized` refuses exactly generation 0 and generations above the latest; `refresh` begins a login
+//!   exactly when none is under way;
+//! - an answer to an id the machine handed out is accepted while fewer than 65 ids were ever handed out (the machine
+//!   remembers the last 64 it gave up on), and an answer to an id never handed out is refused.
 
 #![no_main]
 
-use std::collections::VecDeque;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use symphony_auth_core::{
-    Authenticator, BaseUrl, Config, Endpoints, Event, Generation, HttpResponse, JwtSigner, KeyManagerPolicy,
-    RequestId, RetryPolicy, SignError, State, TransportFailure, TransportKind, UnixTime,
-};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
+use symphony_auth_core::{
+    Authenticator, BaseUrl, Config, CoolDown, Endpoints, Generation, HttpResponse, JwtSigner, KeyManagerPolicy,
+    Output, RequestId, RetryPolicy, SignError, Tokens, TransportFailure, TransportKind, UnauthorizedOutcome, UnixTime,
+    UnsignedJwt,
+};
 
 /// A signer that returns the same 256 bytes for any message, or fails while `failing` is set.
 #[derive(Debug, Default)]
@@ -82,23 +86,34 @@ enum Kind {
 }
 
 #[derive(Arbitrary, Debug)]
+enum RetryAfter {
+    Secs(u32),
+    /// An HTTP date this many seconds from now (negative: in the past).
+    Date(i16),
+    Raw(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
 enum Step {
-    /// Answer the oldest outstanding request.
-    Answer { status: u16, body: Body, retry_after: Option<u32> },
-    /// The oldest outstanding request failed below HTTP.
-    Fail(Kind),
+    /// Poll and act on the output; `sign_now` signs a `Sign` output at once rather than at a later `Supply`.
+    Poll { sign_now: bool },
+    /// Supply the signature of the last `Sign` output.
+    Supply,
+    /// Answer the outstanding request at `pick` (modulo their number).
+    Answer { pick: u8, status: u16, body: Body, retry_after: Option<RetryAfter> },
+    /// The outstanding request at `pick` failed below HTTP.
+    Fail { pick: u8, kind: Kind },
     /// Answer a request id that was never handed out.
     AnswerUnknown,
     Advance { millis: u32 },
-    AdvanceToTimeout,
+    /// The wall clock is set back.
+    Back { millis: u32 },
     /// Far into the future.
-    Leap { secs: u64 },
+    Leap { secs: u32 },
+    Timeout,
     Report401 { generation: u8 },
-    Start,
     Refresh,
-    Abort,
-    /// Sign through `poll_jwt` / `supply_jwt` rather than inside `poll_request`.
-    PreSign,
+    Abandon,
     SignerFails(bool),
 }
 
@@ -112,44 +127,64 @@ struct Driver {
     machine: Authenticator,
     signer: Arc<ConstantSigner>,
     now: UnixTime,
-    outstanding: VecDeque<RequestId>,
+    outstanding: Vec<RequestId>,
+    to_sign: Option<UnsignedJwt>,
     /// The highest request id handed out.
     issued: u64,
     tokens_made: u64,
+    /// Generations reported 401 while they were the current ones.
+    revoked: BTreeSet<u64>,
 }
 
 impl Driver {
+    fn check_tokens(&self, tokens: &Tokens) {
+        let generation = tokens.generation();
+        assert!(!self.revoked.contains(&generation.get()), "tokens of generation {generation} handed out after a 401");
+        assert_eq!(generation, self.machine.latest_generation(), "tokens handed out are not the latest");
+        assert!(!tokens.session().expose_secret().is_empty());
+    }
+
     fn check(&self) {
-        let machine = &self.machine;
-        assert_eq!(machine.tokens().is_some(), machine.state() == State::Ready, "tokens() vs state()");
-        if let Some(tokens) = machine.tokens() {
-            assert_eq!(tokens.generation(), machine.latest_generation(), "current tokens are not the latest");
+        if let Some(tokens) = self.machine.tokens() {
+            self.check_tokens(&tokens);
         }
-        if !machine.is_logging_in() {
-            assert_eq!(machine.poll_timeout(), None, "a retry timer without a login");
+        assert_eq!(self.machine.tokens().is_some(), self.machine.state().is_ready(), "tokens() vs state()");
+        if let Some((_, until)) = self.machine.cooling_down(self.now) {
+            assert!(until.saturating_since(self.now) <= CoolDown::MAX, "an unbounded cool-down");
         }
     }
 
-    /// What a driver does after every input: send every request, read every event.
-    fn pump(&mut self) {
-        while let Some(request) = self.machine.poll_request(self.now) {
-            self.issued = self.issued.max(request.id.get());
-            self.outstanding.push_back(request.id);
+    fn poll(&mut self, sign_now: bool) {
+        let logging_in = self.machine.state().is_logging_in();
+        match self.machine.poll_output(self.now) {
+            Output::Sign(jwt) => {
+                assert!(self.machine.state().is_logging_in(), "Sign without a login");
+                if sign_now {
+                    self.machine.supply_jwt(jwt.sign(), self.now);
+                } else {
+                    self.to_sign = Some(jwt);
+                }
+            }
+            Output::Send(batch) => {
+                assert!(!batch.is_empty() && self.machine.state().is_logging_in(), "an empty or idle Send");
+                for login in batch {
+                    self.issued = self.issued.max(login.id.get());
+                    self.outstanding.push(login.id);
+                }
+            }
+            Output::AwaitAnswers => {
+                assert!(logging_in && !self.outstanding.is_empty(), "AwaitAnswers with nothing out");
+            }
+            Output::WaitUntil(at) => {
+                assert!(at > self.now, "a wait that is over");
+                assert!(at.saturating_since(self.now) <= RetryPolicy::default().max_interval(), "an unbounded wait");
+            }
+            Output::Done(Ok(tokens)) => self.check_tokens(&tokens),
+            Output::Done(Err(error)) => drop(format!("{error} {error:?}")),
         }
         while let Some(event) = self.machine.poll_event() {
-            match event {
-                Event::Authenticated { generation, .. } => {
-                    let tokens = self.machine.tokens().expect("Authenticated without tokens");
-                    assert_eq!(generation, tokens.generation());
-                    assert!(!tokens.session().expose_secret().is_empty());
-                }
-                Event::RetryScheduled { attempt, .. } => assert!(attempt >= 1),
-                Event::Expired { generation } => assert!(generation.get() >= 1),
-                Event::LoginFailed(error) => drop(format!("{error} {error:?}")),
-                _ => {}
-            }
+            drop(format!("{event:?}"));
         }
-        self.check();
     }
 
     fn token(&mut self, skd: bool) -> String {
@@ -161,7 +196,7 @@ impl Driver {
         format!("eyJhbGciOiJSUzUxMiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(claims.to_string()))
     }
 
-    fn response(&mut self, status: u16, body: &Body, retry_after: Option<u32>) -> Option<HttpResponse> {
+    fn response(&mut self, status: u16, body: &Body, retry_after: &Option<RetryAfter>) -> Option<HttpResponse> {
         let status = http::StatusCode::from_u16(100 + status % 900).ok()?;
         let body = match body {
             Body::Token { skd, authorization } => {
@@ -181,8 +216,19 @@ impl Driver {
             Body::Raw(bytes) => bytes.clone(),
         };
         let mut builder = http::Response::builder().status(status);
-        if let Some(secs) = retry_after {
-            builder = builder.header(http::header::RETRY_AFTER, secs);
+        match retry_after {
+            None => {}
+            Some(RetryAfter::Secs(secs)) => builder = builder.header(http::header::RETRY_AFTER, *secs),
+            Some(RetryAfter::Date(offset)) => {
+                let at = (self.now.as_secs() as i64 + i64::from(*offset)).max(0) as u64;
+                let date = httpdate::fmt_http_date(UnixTime::from_secs(at).to_system_time());
+                builder = builder.header(http::header::RETRY_AFTER, date);
+            }
+            Some(RetryAfter::Raw(bytes)) => {
+                if let Ok(value) = http::HeaderValue::from_bytes(bytes) {
+                    builder = builder.header(http::header::RETRY_AFTER, value);
+                }
+            }
         }
         builder.body(body).ok()
     }
@@ -193,16 +239,30 @@ impl Driver {
         }
     }
 
+    fn take(&mut self, pick: u8) -> Option<RequestId> {
+        if self.outstanding.is_empty() {
+            return None;
+        }
+        let at = usize::from(pick) % self.outstanding.len();
+        Some(self.outstanding.remove(at))
+    }
+
     fn step(&mut self, step: &Step) {
         match step {
-            Step::Answer { status, body, retry_after } => {
-                let Some(response) = self.response(*status, body, *retry_after) else { return };
-                if let Some(id) = self.outstanding.pop_front() {
+            Step::Poll { sign_now } => self.poll(*sign_now),
+            Step::Supply => {
+                if let Some(jwt) = self.to_sign.take() {
+                    self.machine.supply_jwt(jwt.sign(), self.now);
+                }
+            }
+            Step::Answer { pick, status, body, retry_after } => {
+                let Some(response) = self.response(*status, body, retry_after) else { return };
+                if let Some(id) = self.take(*pick) {
                     let result = self.machine.handle_response(id, &response, self.now);
                     self.answered(result);
                 }
             }
-            Step::Fail(kind) => {
+            Step::Fail { pick, kind } => {
                 let kind = match kind {
                     Kind::Timeout => TransportKind::Timeout,
                     Kind::Connect => TransportKind::Connect,
@@ -210,9 +270,8 @@ impl Driver {
                     Kind::Tls => TransportKind::Tls,
                     Kind::Other => TransportKind::Other,
                 };
-                if let Some(id) = self.outstanding.pop_front() {
-                    let failure = TransportFailure::new(kind, "fuzz");
-                    let result = self.machine.handle_failure(id, failure, self.now);
+                if let Some(id) = self.take(*pick) {
+                    let result = self.machine.handle_failure(id, TransportFailure::new(kind, "fuzz"), self.now);
                     self.answered(result);
                 }
             }
@@ -221,48 +280,33 @@ impl Driver {
                 let result = self.machine.handle_response(RequestId::from_u64(0), &response, self.now);
                 assert!(result.is_err(), "an answer to id 0, never handed out, was accepted");
             }
-            Step::Advance { millis } => {
-                self.now = self.now.saturating_add(Duration::from_millis(u64::from(*millis)));
-                self.machine.handle_timeout(self.now);
+            Step::Advance { millis } => self.now = self.now.saturating_add(Duration::from_millis(u64::from(*millis))),
+            Step::Back { millis } => {
+                self.now = UnixTime::from_millis(self.now.as_millis().saturating_sub(u64::from(*millis)));
             }
-            Step::AdvanceToTimeout => {
-                if let Some(at) = self.machine.poll_timeout() {
-                    self.now = self.now.max(at);
-                    self.machine.handle_timeout(self.now);
-                }
-            }
-            Step::Leap { secs } => {
-                self.now = self.now.saturating_add(Duration::from_secs(*secs));
-                self.machine.handle_timeout(self.now);
-            }
+            Step::Leap { secs } => self.now = self.now.saturating_add(Duration::from_secs(u64::from(*secs))),
+            Step::Timeout => self.machine.handle_timeout(self.now),
             Step::Report401 { generation } => {
                 let latest = self.machine.latest_generation().get();
                 let generation = u64::from(*generation) % (latest + 2);
                 let result = self.machine.report_unauthorized(Generation::from_u64(generation));
                 assert_eq!(result.is_err(), generation == 0 || generation > latest, "report_unauthorized({generation})");
-                if result.is_ok() && self.machine.tokens().is_some() {
-                    // Only a stale report leaves the tokens in place.
-                    assert!(generation < latest);
+                match result {
+                    Ok(UnauthorizedOutcome::Stale { current }) => assert!(generation < current.get()),
+                    Ok(_) => {
+                        assert_eq!(generation, latest);
+                        self.revoked.insert(generation);
+                    }
+                    Err(_) => {}
                 }
-            }
-            Step::Start => {
-                let could = self.machine.tokens().is_none() && !self.machine.is_logging_in();
-                assert_eq!(self.machine.start(), could);
             }
             Step::Refresh => {
-                let could = !self.machine.is_logging_in();
-                assert_eq!(self.machine.refresh(), could);
+                let could = !self.machine.state().is_logging_in();
+                assert_eq!(self.machine.refresh(self.now), could);
             }
-            Step::Abort => {
-                let was = self.machine.is_logging_in();
-                assert_eq!(self.machine.abort_login(), was);
-                assert!(!self.machine.is_logging_in());
-            }
-            Step::PreSign => {
-                if let Some(unsigned) = self.machine.poll_jwt(self.now) {
-                    let _ = unsigned.signing_input();
-                    self.machine.supply_jwt(unsigned.sign());
-                }
+            Step::Abandon => {
+                self.machine.abandon_requests(self.now);
+                self.outstanding.clear();
             }
             Step::SignerFails(failing) => self.signer.failing.store(*failing, Ordering::Relaxed),
         }
@@ -291,14 +335,15 @@ fuzz_target!(|script: Script| {
     let mut driver = Driver {
         machine: Authenticator::new(config, setup.seed),
         signer,
-        now: UnixTime::from_millis(setup.start_millis),
-        outstanding: VecDeque::new(),
+        now: UnixTime::from_millis(setup.start_millis % (1 << 50)),
+        outstanding: Vec::new(),
+        to_sign: None,
         issued: 0,
         tokens_made: 0,
+        revoked: BTreeSet::new(),
     };
     driver.check();
     for step in script.steps.iter().take(256) {
         driver.step(step);
-        driver.pump();
     }
 });

@@ -355,21 +355,4 @@ fn random_seed() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use zeroize::Zeroizing;
-
-    #[test]
-    fn buffers_grow_by_moving_into_a_larger_one() {
-        let mut buffer = Zeroizing::new(Vec::new());
-        append_wiping(&mut buffer, &[1; 10]);
-        assert_eq!(buffer.capacity(), 1024);
-        let first = buffer.as_ptr();
-        append_wiping(&mut buffer, &[2; 1000]);
-        assert_eq!(buffer.as_ptr(), first, "no move while it fits");
-        append_wiping(&mut buffer, &[3; 100]);
-        assert_eq!(buffer.capacity(), 2048);
-        assert_eq!(buffer.len(), 1110);
-        assert_eq!((buffer[0], buffer[10], buffer[1010]), (1, 2, 3));
-    }
-}
+mod tests;

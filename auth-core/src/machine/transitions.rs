@@ -207,6 +207,11 @@ impl Authenticator {
     }
 
     pub(super) fn remember_abandoned(&mut self, id: RequestId) {
+        // Abandoning a request can end the login, which abandons what is still out: remember each id once, so that
+        // a second answer to it is refused.
+        if self.abandoned.contains(&id) {
+            return;
+        }
         if self.abandoned.len() == ABANDONED_MEMORY {
             self.abandoned.pop_front();
         }

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Regenerates conformance/login-vectors.json, independently of any implementation of symphony-auth.
+
+Every expected value is written here by hand from the protocol (spec/PROTOCOL.md in the project's shared notes),
+except the JWT signatures, which come from the `openssl` command line: RS512 (RSASSA-PKCS1-v1_5 with SHA-512) is
+deterministic, so a fixed key, username and time give one exact JWT. Run from anywhere:
+
+    python3 conformance/generate-login-vectors.py          # rewrites the file
+    python3 conformance/generate-login-vectors.py --check  # exits 1 if the file is not what this script writes
+
+Needs python3 (standard library only) and the `openssl` command (1.1 or 3.x).
+"""
+
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "conformance" / "login-vectors.json"
+
+# `<version>` in a header value stands for the implementation's own version.
+USER_AGENT = "symphony-auth/<version>"
+JOSE_HEADER = {"alg": "RS512", "typ": "JWT"}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def compact_json(value) -> str:
+    """JSON as the implementation writes it: no spaces, keys sorted, non-ASCII kept as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def openssl_sign(key: Path, message: bytes) -> bytes:
+    with tempfile.NamedTemporaryFile() as data:
+        data.write(message)
+        data.flush()
+        return subprocess.run(
+            ["openssl", "dgst", "-sha512", "-sign", str(key), data.name],
+            check=True,
+            capture_output=True,
+        ).stdout
+
+
+def openssl_verify(key: Path, message: bytes, signature: bytes) -> None:
+    """Checks the signature against the public half, so that a wrong key file is caught here."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "m").write_bytes(message)
+        (tmp / "s").write_bytes(signature)
+        public = subprocess.run(
+            ["openssl", "pkey", "-in", str(key), "-pubout"], check=True, capture_output=True
+        ).stdout
+        (tmp / "p").write_bytes(public)
+        subprocess.run(
+            ["openssl", "dgst", "-sha512", "-verify", str(tmp / "p"), "-signature", str(tmp / "s"), str(tmp / "m")],
+            check=True,
+            capture_output=True,
+        )
+
+
+def login_jwt(name, key, username, now_unix_ms, lifetime_secs):
+    exp = now_unix_ms // 1000 + lifetime_secs
+    signing_input = f"{b64url(compact_json(JOSE_HEADER).encode())}.{b64url(compact_json({'sub': username, 'exp': exp}).encode())}"
+    signature = openssl_sign(ROOT / key, signing_input.encode())
+    openssl_verify(ROOT / key, signing_input.encode(), signature)
+    return {
+        "name": name,
+        "key": key,
+        "username": username,
+        "now_unix_ms": now_unix_ms,
+        "lifetime_secs": lifetime_secs,
+        "signing_input": signing_input,
+        "jwt": f"{signing_input}.{b64url(signature)}",
+    }
+
+
+def main() -> int:
+    jwts = [
+        login_jwt("rsa-2048-pkcs8", "fixtures/keys/bot-2048.pkcs8.pem", "bot.user", 1_700_000_000_123, 240),
+        login_jwt("rsa-4096-pkcs1", "fixtures/keys/bot-4096.pkcs1.pem", "bot.user@acme", 1_700_000_000_999, 300),
+        # A username that JSON must escape (quote, backslash) and one that is not ASCII.
+        login_jwt(
+            "rsa-2048-escaped-username",
+            "fixtures/keys/bot-2048.pkcs1.pem",
+            'bot "quoted" \\ user/é',
+            1_700_000_001_000,
+            1,
+        ),
+    ]
+    by_name = {jwt["name"]: jwt["jwt"] for jwt in jwts}
+    json_headers = {"accept": "application/json", "content-type": "application/json", "user-agent": USER_AGENT}
+    plain_headers = {"accept": "application/json", "user-agent": USER_AGENT}
+    requests = [
+        {
+            "name": "rsa-session-login",
+            "base_url": "https://acme.symphony.com",
+            "endpoint": "RsaSession",
+            "jwt_from": "rsa-2048-pkcs8",
+            "method": "POST",
+            "uri": "https://acme.symphony.com/login/pubkey/authenticate",
+            "headers": json_headers,
+            "body": compact_json({"token": by_name["rsa-2048-pkcs8"]}),
+        },
+        {
+            "name": "rsa-key-manager-login",
+            "base_url": "http://km.acme:8444/ctx/",
+            "endpoint": "RsaKeyManager",
+            "jwt_from": "rsa-2048-pkcs8",
+            "method": "POST",
+            "uri": "http://km.acme:8444/ctx/relay/pubkey/authenticate",
+            "headers": json_headers,
+            "body": compact_json({"token": by_name["rsa-2048-pkcs8"]}),
+        },
+        {
+            "name": "rsa-session-login-escaped-username",
+            "base_url": "https://acme.symphony.com/",
+            "endpoint": "RsaSession",
+            "jwt_from": "rsa-2048-escaped-username",
+            "method": "POST",
+            "uri": "https://acme.symphony.com/login/pubkey/authenticate",
+            "headers": json_headers,
+            "body": compact_json({"token": by_name["rsa-2048-escaped-username"]}),
+        },
+        {
+            "name": "certificate-session-login",
+            "base_url": "acme-api.symphony.com",
+            "endpoint": "CertificateSession",
+            "method": "POST",
+            "uri": "https://acme-api.symphony.com/sessionauth/v1/authenticate",
+            "headers": plain_headers,
+            "body": "",
+        },
+        {
+            "name": "certificate-key-manager-login",
+            "base_url": "https://km.acme",
+            "endpoint": "CertificateKeyManager",
+            "method": "POST",
+            "uri": "https://km.acme/keyauth/v1/authenticate",
+            "headers": plain_headers,
+            "body": "",
+        },
+        {
+            "name": "agent-version",
+            "base_url": "https://agent.acme:8443/ctx",
+            "endpoint": "AgentVersion",
+            "method": "GET",
+            "uri": "https://agent.acme:8443/ctx/agent/v1/info",
+            "headers": plain_headers,
+            "body": "",
+        },
+    ]
+    skd = [
+        {"claims": {"sub": "1234567890", "canUseSimplifiedKeyDelivery": True}, "skd": True},
+        {
+            "claims": {
+                "exp": 1641308278,
+                "sub": "13056700580915",
+                "ext_pod_id": 190,
+                "policy_id": "app",
+                "entitlements": "",
+            },
+            "skd": False,
+        },
+        {"claims": {"sub": "123", "canUseSimplifiedKeyDelivery": "yes"}, "skd": False},
+        {"claims": {"sub": "123", "canUseSimplifiedKeyDelivery": False}, "skd": False},
+        {"token": "only.two", "skd": False},
+        {"token": "invalid.jwt.value", "skd": False},
+        {"token": "a.b.c.d", "skd": False},
+    ]
+    # Answers to an agent's `GET /agent/v1/info`: only agents from 24.12 on deliver keys without the key manager.
+    agent_versions = [
+        {"status": 200, "version": version, "supports_skd": supports}
+        for version, supports in [
+            ("Agent-24.12.0", True),
+            ("Agent-24.13.0", True),
+            ("Agent-25.0.0", True),
+            ("Agent-24.12.1-815-Linux-4.14", True),
+            ("Agent-24.11.0", False),
+            ("Agent-23.15.0", False),
+            ("Agent-2.55.0-SNAPSHOT-Linux-4.4.86+", False),
+            ("Agent-24.10.1-815-Linux-4.14", False),
+            ("Agent-24.12", False),
+            ("unknown", False),
+            ("", False),
+        ]
+    ] + [
+        {"status": 404, "version": "Agent-25.0.0", "supports_skd": False},
+        {"status": 500, "version": "Agent-25.0.0", "supports_skd": False},
+        {"status": 200, "body": "{}", "supports_skd": False},
+        {"status": 200, "body": "{\"version\":null}", "supports_skd": False},
+        {"status": 200, "body": "not json", "supports_skd": False},
+    ]
+    # A login answer classified by a machine whose retry policy is the one below, answered at `now_unix_ms`.
+    now_ms = 1_445_412_480_000  # Wed, 21 Oct 2015 07:28:00 GMT
+    login_responses = [
+        {
+            "status": 200,
+            "body": "{\"name\":\"sessionToken\",\"token\":\"abc\",\"authorizationToken\":\"Bearer eyJ\"}",
+            "outcome": "token",
+            "token": "abc",
+        },
+        {"status": 200, "body": "{\"token\":\"Bearer xyz\"}", "outcome": "token", "token": "xyz"},
+        {"status": 200, "body": "{\"token\":\"\"}", "outcome": "protocol", "problem": "EmptyToken"},
+        {"status": 200, "body": "<html>", "outcome": "protocol", "problem": "NotJson"},
+        {"status": 200, "body": "{\"sessionToken\":\"x\"}", "outcome": "protocol", "problem": "MissingToken"},
+        {"status": 200, "body": "{\"token\":\"a b\"}", "outcome": "protocol", "problem": "TokenNotAHeaderValue"},
+        {"status": 401, "body": "{\"code\":401,\"message\":\"Invalid JWT\"}", "outcome": "rejected"},
+        {"status": 400, "body": "", "outcome": "rejected"},
+        {"status": 403, "body": "", "outcome": "rejected"},
+        {"status": 407, "body": "", "outcome": "rejected"},
+        {"status": 503, "body": "", "headers": {"retry-after": "3"}, "outcome": "retry", "delay_ms": 3000},
+        {"status": 429, "body": "", "headers": {"retry-after": "7"}, "outcome": "retry", "delay_ms": 7000},
+        {
+            "status": 429,
+            "body": "",
+            "headers": {"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"},
+            "outcome": "retry",
+            "delay_ms": 30000,
+        },
+        {
+            "status": 503,
+            "body": "",
+            "headers": {"retry-after": "Wed, 21 Oct 2015 07:00:00 GMT"},
+            "outcome": "retry",
+            "delay_ms": 0,
+        },
+        {"status": 503, "body": "", "headers": {"retry-after": "86400"}, "outcome": "retry", "delay_ms": 300000},
+        {"status": 503, "body": "", "headers": {"retry-after": "soon"}, "outcome": "retry", "delay_ms": 500},
+        {"status": 429, "body": "", "outcome": "retry", "delay_ms": 500},
+        {"status": 408, "body": "", "outcome": "retry", "delay_ms": 500},
+        {"status": 502, "body": "", "outcome": "retry", "delay_ms": 500},
+        {"status": 404, "body": "not here", "outcome": "protocol", "problem": "UnexpectedStatus"},
+        {"status": 302, "body": "", "headers": {"location": "https://elsewhere"}, "outcome": "protocol", "problem": "UnexpectedStatus"},
+    ]
+    vectors = {
+        "description": (
+            "Language-neutral conformance vectors for symphony-auth login requests, written by "
+            "conformance/generate-login-vectors.py: JWT signatures by `openssl dgst -sha512 -sign` (RS512 is "
+            "deterministic), everything else by hand from the protocol. Keys are test-only fixtures under "
+            "fixtures/keys/. `<version>` in a header value is the implementation's version. Request `headers` are "
+            "the complete set: no other header may be sent."
+        ),
+        "login_jwt": jwts,
+        "requests": requests,
+        "skd": skd,
+        "agent_versions": agent_versions,
+        "login_responses_policy": {
+            "now_unix_ms": now_ms,
+            "max_attempts": 10,
+            "initial_interval_ms": 500,
+            "multiplier": 2.0,
+            "max_interval_ms": 300000,
+            "jitter": 0.0,
+        },
+        "login_responses": login_responses,
+    }
+    text = json.dumps(vectors, indent=2, ensure_ascii=False) + "\n"
+    if "--check" in sys.argv[1:]:
+        if OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT.relative_to(ROOT)} differs from what the script writes", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
