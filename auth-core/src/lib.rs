@@ -42,7 +42,10 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpRequest, HttpResponse, RsaSigner, UnixTime};
+//! use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpRequest, HttpResponse, UnixTime};
+//! # #[cfg(not(feature = "rsa-signer"))] use symphony_auth_core::RingSigner as RsaSigner;
+//! # #[cfg(feature = "rsa-signer")]
+//! use symphony_auth_core::RsaSigner;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = include_bytes!("../../fixtures/keys/bot-2048.pkcs8.pem"); // a test-only key

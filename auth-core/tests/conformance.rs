@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use symphony_auth_core::{
-    AuthError, Authenticator, Endpoints, Event, JwtSigner, KeyManagerPolicy, LoginEndpoint, RsaSigner, UnixTime,
+    AuthError, Authenticator, Endpoints, Event, JwtSigner, KeyManagerPolicy, LoginEndpoint, UnixTime,
     certificate_login, grants_simplified_key_delivery, login_jwt, rsa_login,
 };
 
@@ -24,7 +24,9 @@ fn read_key(path: &str) -> Vec<u8> {
 }
 
 fn signers(key: &[u8]) -> Vec<Arc<dyn JwtSigner>> {
-    let mut all: Vec<Arc<dyn JwtSigner>> = vec![Arc::new(RsaSigner::from_pem(key).unwrap())];
+    let mut all: Vec<Arc<dyn JwtSigner>> = Vec::new();
+    #[cfg(feature = "rsa-signer")]
+    all.push(Arc::new(symphony_auth_core::RsaSigner::from_pem(key).unwrap()));
     #[cfg(feature = "ring-signer")]
     all.push(Arc::new(symphony_auth_core::RingSigner::from_pem(key).unwrap()));
     all
