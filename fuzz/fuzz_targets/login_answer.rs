@@ -1,6 +1,7 @@
 //! An arbitrary answer (status, `Retry-After`, `Date`, body) to the first login request of a fresh certificate
 //! `Authenticator` (no signing). Checks: no panic; an `Event::Authenticated` only with a non-empty ASCII session
-//! token (and authorization token, when present); `tokens().is_some() == (state() == Ready)`.
+//! token (and authorization token, when present); `tokens().is_some() == (state() == Ready)`; no canary token (in
+//! a `token` field, a JWT, or an echoed request at the start of an error page) in any event, error or `Debug`.
 //!
 //! After the first answer the same response also answers whatever the machine asks next (the key-manager leg,
 //! retries after their timeout), a few rounds, so that `Auto`/`Always` key-manager policies can finish too.
@@ -12,6 +13,9 @@ use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpResponse, 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
+
+mod common;
+use common::{AUTHORIZATION_CANARY, ECHO_CANARY, JWT_CLAIM_CANARY, SESSION_CANARY};
 
 #[derive(Arbitrary, Debug)]
 enum Policy {
@@ -40,10 +44,11 @@ enum SkdClaim {
 
 #[derive(Arbitrary, Debug)]
 enum Body {
-    Raw(Vec<u8>),
-    /// `{"token": ..., "authorizationToken": ..., "name": ...}`.
-    Token { token: String, authorization: Option<String>, name: Option<String> },
-    /// A JWT-shaped session token with (or without) the simplified-key-delivery claim.
+    /// Any bytes; with `echo`, after a request quoted back (an error page that echoes what it was sent).
+    Raw { bytes: Vec<u8>, echo: bool },
+    /// `{"token": ..., "authorizationToken": ..., "name": ...}`; with `canary`, the tokens end with a canary.
+    Token { token: String, authorization: Option<String>, name: Option<String>, canary: bool },
+    /// A JWT-shaped session token with (or without) the simplified-key-delivery claim, and a canary claim.
     Jwt { skd: SkdClaim, bearer: bool, padding: bool, extra: String },
     /// `{"code": ..., "message": ...}`, as pods answer errors.
     Error { code: i64, message: String },
@@ -72,14 +77,22 @@ fn header_value(input: &HeaderInput) -> Option<http::HeaderValue> {
     }
 }
 
-fn body_bytes(body: &Body) -> Vec<u8> {
-    match body {
-        Body::Raw(bytes) => bytes.clone(),
-        Body::Token { token, authorization, name } => {
+/// The body, and the secrets in it beside the constant canaries (the JWT, whose text is the secret).
+fn body_bytes(body: &Body) -> (Vec<u8>, Option<String>) {
+    let bytes = match body {
+        Body::Raw { bytes, echo } => {
+            let mut out = if *echo { format!("POST /login HTTP/1.1\r\n{ECHO_CANARY}\r\n\r\n").into_bytes() } else { Vec::new() };
+            out.extend_from_slice(bytes);
+            out
+        }
+        Body::Token { token, authorization, name, canary } => {
             let mut object = serde_json::Map::new();
-            object.insert("token".into(), token.clone().into());
+            let token = if *canary { format!("{token}{SESSION_CANARY}") } else { token.clone() };
+            object.insert("token".into(), token.into());
             if let Some(authorization) = authorization {
-                object.insert("authorizationToken".into(), authorization.clone().into());
+                let authorization =
+                    if *canary { format!("{authorization}{AUTHORIZATION_CANARY}") } else { authorization.clone() };
+                object.insert("authorizationToken".into(), authorization.into());
             }
             if let Some(name) = name {
                 object.insert("name".into(), name.clone().into());
@@ -89,6 +102,7 @@ fn body_bytes(body: &Body) -> Vec<u8> {
         Body::Jwt { skd, bearer, padding, extra } => {
             let mut claims = serde_json::Map::new();
             claims.insert("sub".into(), "fuzz.bot".into());
+            claims.insert("jti".into(), JWT_CLAIM_CANARY.into());
             claims.insert("extra".into(), extra.clone().into());
             match skd {
                 SkdClaim::True => drop(claims.insert(symphony_auth_core::SKD_CLAIM.into(), true.into())),
@@ -101,10 +115,19 @@ fn body_bytes(body: &Body) -> Vec<u8> {
                 payload.push_str("==");
             }
             let jwt = format!("eyJhbGciOiJSUzUxMiJ9.{payload}.c2ln");
-            let token = if *bearer { format!("Bearer {jwt}") } else { jwt };
-            serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap()
+            let token = if *bearer { format!("Bearer {jwt}") } else { jwt.clone() };
+            return (serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap(), Some(jwt));
         }
         Body::Error { code, message } => serde_json::to_vec(&serde_json::json!({ "code": code, "message": message })).unwrap(),
+    };
+    (bytes, None)
+}
+
+/// Everything a user of the machine can print after an input: its `Debug`, and the tokens' `Debug`.
+fn check_no_leak(machine: &Authenticator, secrets: &[&str]) {
+    common::assert_debug_clean("Authenticator", machine, secrets);
+    if let Some(tokens) = machine.tokens() {
+        common::assert_debug_clean("Tokens", &tokens, secrets);
     }
 }
 
@@ -112,14 +135,18 @@ fn check_invariants(machine: &Authenticator) {
     assert_eq!(machine.tokens().is_some(), machine.state() == State::Ready, "tokens() vs state()");
 }
 
-fn drain_events(machine: &mut Authenticator) {
+fn drain_events(machine: &mut Authenticator, secrets: &[&str]) {
     while let Some(event) = machine.poll_event() {
+        common::assert_debug_clean("event", &event, secrets);
+        if let Event::LoginFailed(error) = &event {
+            common::assert_error_clean("AuthError", error, secrets);
+        }
         if let Event::Authenticated { generation, .. } = event {
             let tokens = machine.tokens().expect("Authenticated without tokens");
             assert_eq!(tokens.generation(), generation);
             let session = tokens.session().expose_secret();
             assert!(!session.is_empty(), "empty session token accepted");
-            assert!(session.is_ascii(), "non-ASCII session token accepted: {session:?}");
+            assert!(session.is_ascii(), "non-ASCII session token accepted");
             assert_eq!(tokens.session().header_value().as_bytes(), session.as_bytes());
             if let Some(authorization) = tokens.authorization() {
                 let authorization = authorization.expose_secret();
@@ -141,7 +168,10 @@ fuzz_target!(|input: Input| {
             builder = builder.header(name, value);
         }
     }
-    let response: HttpResponse = builder.body(body_bytes(&input.body)).unwrap();
+    let (body, jwt) = body_bytes(&input.body);
+    let response: HttpResponse = builder.body(body).unwrap();
+    let mut secrets = vec![SESSION_CANARY, AUTHORIZATION_CANARY, ECHO_CANARY];
+    secrets.extend(jwt.as_deref());
 
     let policy = match input.policy {
         Policy::Auto => KeyManagerPolicy::Auto,
@@ -164,8 +194,9 @@ fuzz_target!(|input: Input| {
     for _round in 0..4 {
         for id in std::mem::take(&mut outstanding) {
             machine.handle_response(id, &response, now).expect("an id just handed out is known");
-            drain_events(&mut machine);
+            drain_events(&mut machine, &secrets);
             check_invariants(&machine);
+            check_no_leak(&machine, &secrets);
         }
         if let Some(at) = machine.poll_timeout() {
             now = now.max(at);
@@ -173,8 +204,9 @@ fuzz_target!(|input: Input| {
         while let Some(request) = machine.poll_request(now) {
             outstanding.push(request.id);
         }
-        drain_events(&mut machine);
+        drain_events(&mut machine, &secrets);
         check_invariants(&machine);
+        check_no_leak(&machine, &secrets);
         if outstanding.is_empty() {
             break;
         }
