@@ -27,7 +27,8 @@ use common::{NUMERIC_PASSWORD_CANARY, PASSWORD_CANARY};
 const KEY_PEM: &str = include_str!("../../fixtures/keys/bot-2048.pkcs8.pem");
 const CERT_PEM: &str = include_str!("../../fixtures/certs/bot.pem");
 
-/// The canaries and the base64 of every private key the target can hand to the parser.
+/// The canaries and the base64 of every private key the target can hand to the parser. Seeds must not hold text
+/// of these keys: the fuzzer would splice it into a host name, and a host name is rightly quoted back.
 fn secrets() -> &'static [String] {
     static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
     SECRETS.get_or_init(|| {
