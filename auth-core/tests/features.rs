@@ -36,8 +36,7 @@ mod config_file {
     #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
     #[test]
     fn a_configured_key_is_loaded_into_the_default_signer_when_both_are_compiled() {
-        let settings =
-            parse_bdk_config("host: h\nbot: {username: b, privateKey: {path: key.pem}}", &|_| None).unwrap();
+        let settings = parse_bdk_config("host: h\nbot: {username: b, privateKey: {path: key.pem}}", &|_| None).unwrap();
         let loaded = settings.load(&mut read).unwrap();
         let symphony_auth_core::LoginMethod::Rsa(signer) = loaded.config.method() else { panic!("not an RSA login") };
         let expected = if cfg!(feature = "rsa-signer") { "RsaSigner" } else { "RingSigner" };
@@ -47,19 +46,18 @@ mod config_file {
     #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
     #[test]
     fn without_a_signer_an_rsa_configuration_names_the_features_it_needs() {
-        let settings =
-            parse_bdk_config("host: h\nbot: {username: b, privateKey: {path: key.pem}}", &|_| None).unwrap();
+        let settings = parse_bdk_config("host: h\nbot: {username: b, privateKey: {path: key.pem}}", &|_| None).unwrap();
         let error = settings.load(&mut read).unwrap_err().to_string();
         assert!(error.starts_with("`bot.privateKey`:") && error.contains("`rsa-signer`"), "{error}");
     }
 
     #[test]
     fn a_pkcs12_certificate_in_a_configuration_file_loads_or_names_the_missing_feature() {
-        let settings = parse_bdk_config(
-            "host: h\nbot: {username: b, certificate: {path: bot.p12, password: changeit}}",
-            &|_| None,
-        )
-        .unwrap();
+        let settings =
+            parse_bdk_config("host: h\nbot: {username: b, certificate: {path: bot.p12, password: changeit}}", &|_| {
+                None
+            })
+            .unwrap();
         let result = settings.load(&mut read);
         if cfg!(feature = "client-identity") {
             assert!(result.unwrap().identity.is_some());

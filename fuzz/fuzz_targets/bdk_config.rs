@@ -195,7 +195,9 @@ fn render(input: &Structured) -> String {
         Slot::CertificateInPlaceOfMap => format!("  certificate: {}\n", v(2)),
     };
     let proxy = match input.slot {
-        Slot::ProxyPassword => format!("proxy:\n  host: proxy.acme\n  port: 3128\n  username: bot\n  password: {}\n", v(2)),
+        Slot::ProxyPassword => {
+            format!("proxy:\n  host: proxy.acme\n  port: 3128\n  username: bot\n  password: {}\n", v(2))
+        }
         _ => String::new(),
     };
     format!("{host}port: 443\nbot:\n  username: fuzz.bot\n{bot}{proxy}{}", input.tail.replace('$', ""))

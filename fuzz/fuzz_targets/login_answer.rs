@@ -9,10 +9,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpResponse, KeyManagerPolicy, State, UnixTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
+use symphony_auth_core::{Authenticator, Config, Endpoints, Event, HttpResponse, KeyManagerPolicy, State, UnixTime};
 
 mod common;
 use common::{AUTHORIZATION_CANARY, ECHO_CANARY, JWT_CLAIM_CANARY, SESSION_CANARY};
@@ -81,7 +81,8 @@ fn header_value(input: &HeaderInput) -> Option<http::HeaderValue> {
 fn body_bytes(body: &Body) -> (Vec<u8>, Option<String>) {
     let bytes = match body {
         Body::Raw { bytes, echo } => {
-            let mut out = if *echo { format!("POST /login HTTP/1.1\r\n{ECHO_CANARY}\r\n\r\n").into_bytes() } else { Vec::new() };
+            let mut out =
+                if *echo { format!("POST /login HTTP/1.1\r\n{ECHO_CANARY}\r\n\r\n").into_bytes() } else { Vec::new() };
             out.extend_from_slice(bytes);
             out
         }
@@ -118,7 +119,9 @@ fn body_bytes(body: &Body) -> (Vec<u8>, Option<String>) {
             let token = if *bearer { format!("Bearer {jwt}") } else { jwt.clone() };
             return (serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap(), Some(jwt));
         }
-        Body::Error { code, message } => serde_json::to_vec(&serde_json::json!({ "code": code, "message": message })).unwrap(),
+        Body::Error { code, message } => {
+            serde_json::to_vec(&serde_json::json!({ "code": code, "message": message })).unwrap()
+        }
     };
     (bytes, None)
 }
@@ -179,7 +182,10 @@ fuzz_target!(|input: Input| {
         Policy::Never => KeyManagerPolicy::Never,
     };
     let endpoints = Endpoints::single("https://acme.symphony.com").unwrap();
-    let config = Config::certificate(endpoints, "fuzz.bot").unwrap().with_key_manager(policy).with_parallel_login(input.parallel);
+    let config = Config::certificate(endpoints, "fuzz.bot")
+        .unwrap()
+        .with_key_manager(policy)
+        .with_parallel_login(input.parallel);
     let mut machine = Authenticator::new(config, input.seed);
     let mut now = UnixTime::from_millis(input.now_millis);
 

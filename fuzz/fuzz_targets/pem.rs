@@ -17,10 +17,10 @@
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use symphony_auth_core::{ClientIdentity, JwtSigner, MIN_RSA_BITS, RingSigner, RsaSigner};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
+use symphony_auth_core::{ClientIdentity, JwtSigner, MIN_RSA_BITS, RingSigner, RsaSigner};
 
 mod common;
 use common::PASSWORD_CANARY;
