@@ -23,6 +23,8 @@ fn read_key(path: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
+// One push per signer compiled in: `vec![]` cannot leave an element out by feature.
+#[allow(clippy::vec_init_then_push)]
 fn signers(key: &[u8]) -> Vec<Arc<dyn JwtSigner>> {
     let mut all: Vec<Arc<dyn JwtSigner>> = Vec::new();
     #[cfg(feature = "rsa-signer")]
