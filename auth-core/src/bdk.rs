@@ -240,7 +240,10 @@ impl BotSettings {
 
     /// Reads what the settings name (key, certificate, trust store) through `read`, and builds everything a
     /// driver needs. `read` is the driver's file access: this crate reads no files itself.
-    #[cfg(feature = "rsa-signer")]
+    ///
+    /// An RSA key is loaded into `RsaSigner` when the `rsa-signer` feature is on (the default), and into
+    /// `RingSigner` when only `ring-signer` is; both sign the same JWTs. A build with neither reads certificate
+    /// configurations only, and answers an RSA one with an error that names the two features.
     pub fn load(
         &self,
         read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
@@ -254,11 +257,24 @@ impl BotSettings {
             }
         };
         let (method, identity) = match &self.credentials {
+            #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
             CredentialSource::RsaKey(source) => {
                 let pem = zeroize::Zeroizing::new(bytes("bot.privateKey", source)?);
-                let signer = crate::RsaSigner::from_pem(&pem)
-                    .map_err(|source| ConfigFileError::Key { key: "bot.privateKey", source })?;
-                (LoginMethod::Rsa(std::sync::Arc::new(signer)), None)
+                // Features add up across a build: another crate turning `ring-signer` on must not change the
+                // signer of an application that kept the default.
+                #[cfg(feature = "rsa-signer")]
+                let signer = crate::RsaSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
+                #[cfg(not(feature = "rsa-signer"))]
+                let signer = crate::RingSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
+                let signer = signer.map_err(|source| ConfigFileError::Key { key: "bot.privateKey", source })?;
+                (LoginMethod::Rsa(signer), None)
+            }
+            #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
+            CredentialSource::RsaKey(_) => {
+                return Err(ConfigFileError::Parse(BdkConfigError::InvalidValue {
+                    key: "bot.privateKey".into(),
+                    reason: "this build has no JWT signer: enable the `rsa-signer` or `ring-signer` feature".into(),
+                }));
             }
             CredentialSource::Certificate { source, password } => {
                 let data = zeroize::Zeroizing::new(bytes("bot.certificate", source)?);
@@ -927,6 +943,7 @@ app:
         );
     }
 
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
     #[test]
     fn loading_reads_through_the_callers_reader_and_names_failures() {
         let settings =
@@ -942,6 +959,8 @@ app:
             .unwrap();
         assert_eq!(reads, [PathBuf::from("/keys/bot.pem"), PathBuf::from("/ca.pem")]);
         assert!(matches!(loaded.config.method(), LoginMethod::Rsa(_)));
+        let compiled = if cfg!(feature = "rsa-signer") { "RsaSigner" } else { "RingSigner" };
+        assert!(format!("{:?}", loaded.config.method()).contains(compiled), "the default signer is preferred");
         assert_eq!(loaded.extra_roots_pem.as_deref(), Some(&b"roots"[..]));
 
         let missing = settings.load(&mut |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound))).unwrap_err();
@@ -949,7 +968,12 @@ app:
         assert!(missing.to_string().starts_with("`bot.privateKey`: cannot read \"/keys/bot.pem\""), "{missing}");
         let weak =
             settings.load(&mut |_| Ok(include_bytes!("../../fixtures/keys/weak-1024.pkcs8.pem").to_vec())).unwrap_err();
-        assert_eq!(weak, ConfigFileError::Key { key: "bot.privateKey", source: KeyError::TooSmall { bits: 1024 } });
+        if cfg!(feature = "rsa-signer") {
+            assert_eq!(weak, ConfigFileError::Key { key: "bot.privateKey", source: KeyError::TooSmall { bits: 1024 } });
+        } else {
+            // ring refuses small keys itself, before their size can be reported.
+            assert!(matches!(weak, ConfigFileError::Key { key: "bot.privateKey", .. }), "{weak}");
+        }
         let cert = parse("host: h\nbot: {username: b, certificate: {path: /c.pem}}").unwrap();
         let no_key = cert
             .load(&mut |_| Ok(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()))

@@ -3,14 +3,21 @@
 //! their wait included, so that `Auto`/`Always` key-manager policies can finish too). Checks: no panic; tokens handed
 //! out have a non-empty ASCII session token equal to its header value (and ASCII authorization and key-manager
 //! tokens, when present) and the latest generation; waits are in the future; `AwaitAnswers` only with requests out.
+//! No canary token (in a `token` field, a JWT, or an echoed request at the start of an error page) appears in any
+//! output, event, error or `Debug`.
 
 #![no_main]
 
-use arbitrary::Arbitrary;
-use symphony_auth_core::{Authenticator, Config, Endpoints, HttpResponse, KeyManagerPolicy, Output, Tokens, UnixTime};
+use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
+use symphony_auth_core::{
+    Authenticator, Config, Endpoints, Event, HttpResponse, KeyManagerPolicy, Output, Tokens, UnixTime,
+};
+
+mod common;
+use common::{AUTHORIZATION_CANARY, ECHO_CANARY, JWT_CLAIM_CANARY, SESSION_CANARY};
 
 #[derive(Arbitrary, Debug)]
 enum Policy {
@@ -39,10 +46,11 @@ enum SkdClaim {
 
 #[derive(Arbitrary, Debug)]
 enum Body {
-    Raw(Vec<u8>),
-    /// `{"token": ..., "authorizationToken": ..., "name": ...}`.
-    Token { token: String, authorization: Option<String>, name: Option<String> },
-    /// A JWT-shaped session token with (or without) the simplified-key-delivery claim.
+    /// Any bytes; with `echo`, after a request quoted back (an error page that echoes what it was sent).
+    Raw { bytes: Vec<u8>, echo: bool },
+    /// `{"token": ..., "authorizationToken": ..., "name": ...}`; with `canary`, the tokens end with a canary.
+    Token { token: String, authorization: Option<String>, name: Option<String>, canary: bool },
+    /// A JWT-shaped session token with (or without) the simplified-key-delivery claim, and a canary claim.
     Jwt { skd: SkdClaim, bearer: bool, padding: bool, extra: String },
     /// `{"code": ..., "message": ...}`, as pods answer errors.
     Error { code: i64, message: String },
@@ -71,14 +79,23 @@ fn header_value(input: &HeaderInput) -> Option<http::HeaderValue> {
     }
 }
 
-fn body_bytes(body: &Body) -> Vec<u8> {
-    match body {
-        Body::Raw(bytes) => bytes.clone(),
-        Body::Token { token, authorization, name } => {
+/// The body, and the secrets in it beside the constant canaries (the JWT, whose text is the secret).
+fn body_bytes(body: &Body) -> (Vec<u8>, Option<String>) {
+    let bytes = match body {
+        Body::Raw { bytes, echo } => {
+            let mut out =
+                if *echo { format!("POST /login HTTP/1.1\r\n{ECHO_CANARY}\r\n\r\n").into_bytes() } else { Vec::new() };
+            out.extend_from_slice(bytes);
+            out
+        }
+        Body::Token { token, authorization, name, canary } => {
             let mut object = serde_json::Map::new();
-            object.insert("token".into(), token.clone().into());
+            let token = if *canary { format!("{token}{SESSION_CANARY}") } else { token.clone() };
+            object.insert("token".into(), token.into());
             if let Some(authorization) = authorization {
-                object.insert("authorizationToken".into(), authorization.clone().into());
+                let authorization =
+                    if *canary { format!("{authorization}{AUTHORIZATION_CANARY}") } else { authorization.clone() };
+                object.insert("authorizationToken".into(), authorization.into());
             }
             if let Some(name) = name {
                 object.insert("name".into(), name.clone().into());
@@ -88,6 +105,7 @@ fn body_bytes(body: &Body) -> Vec<u8> {
         Body::Jwt { skd, bearer, padding, extra } => {
             let mut claims = serde_json::Map::new();
             claims.insert("sub".into(), "fuzz.bot".into());
+            claims.insert("jti".into(), JWT_CLAIM_CANARY.into());
             claims.insert("extra".into(), extra.clone().into());
             match skd {
                 SkdClaim::True => drop(claims.insert(symphony_auth_core::SKD_CLAIM.into(), true.into())),
@@ -100,10 +118,21 @@ fn body_bytes(body: &Body) -> Vec<u8> {
                 payload.push_str("==");
             }
             let jwt = format!("eyJhbGciOiJSUzUxMiJ9.{payload}.c2ln");
-            let token = if *bearer { format!("Bearer {jwt}") } else { jwt };
-            serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap()
+            let token = if *bearer { format!("Bearer {jwt}") } else { jwt.clone() };
+            return (serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap(), Some(jwt));
         }
-        Body::Error { code, message } => serde_json::to_vec(&serde_json::json!({ "code": code, "message": message })).unwrap(),
+        Body::Error { code, message } => {
+            serde_json::to_vec(&serde_json::json!({ "code": code, "message": message })).unwrap()
+        }
+    };
+    (bytes, None)
+}
+
+/// Everything a user of the machine can print after an input: its `Debug`, and the tokens' `Debug`.
+fn check_no_leak(machine: &Authenticator, secrets: &[&str]) {
+    common::assert_debug_clean("Authenticator", machine, secrets);
+    if let Some(tokens) = machine.tokens() {
+        common::assert_debug_clean("Tokens", &tokens, secrets);
     }
 }
 
@@ -114,7 +143,7 @@ fn check_invariants(machine: &Authenticator) {
 fn check_tokens(tokens: &Tokens) {
     let session = tokens.session().expose_secret();
     assert!(!session.is_empty(), "empty session token accepted");
-    assert!(session.is_ascii(), "non-ASCII session token accepted: {session:?}");
+    assert!(session.is_ascii(), "non-ASCII session token accepted");
     assert_eq!(tokens.session().header_value().as_bytes(), session.as_bytes());
     if let Some(authorization) = tokens.authorization() {
         let authorization = authorization.expose_secret();
@@ -126,7 +155,22 @@ fn check_tokens(tokens: &Tokens) {
     }
 }
 
-fuzz_target!(|input: Input| {
+fn drain_events(machine: &mut Authenticator, secrets: &[&str]) {
+    while let Some(event) = machine.poll_event() {
+        common::assert_debug_clean("event", &event, secrets);
+        if let Event::LoginFailed { error, .. } = &event {
+            common::assert_error_clean("AuthError", error, secrets);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    // As `fuzz_target!(|input: Input|)` decodes it, so that the corpus keeps its meaning.
+    let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else { return };
+    run(data, input);
+});
+
+fn run(data: &[u8], input: Input) {
     let Ok(status) = http::StatusCode::from_u16(100 + input.status % 900) else { return };
     let mut builder = http::Response::builder().status(status);
     for (name, value) in [(http::header::RETRY_AFTER, &input.retry_after), (http::header::DATE, &input.date)] {
@@ -134,7 +178,14 @@ fuzz_target!(|input: Input| {
             builder = builder.header(name, value);
         }
     }
-    let response: HttpResponse = builder.body(body_bytes(&input.body)).unwrap();
+    let (body, jwt) = body_bytes(&input.body);
+    let response: HttpResponse = builder.body(body).unwrap();
+    let mut secrets = vec![SESSION_CANARY, AUTHORIZATION_CANARY, ECHO_CANARY];
+    secrets.extend(jwt.as_deref());
+    if common::contains_secret(data, &secrets) {
+        // The fuzzer wrote a canary it learned into a field quoted on purpose (a server message): panics only.
+        secrets.clear();
+    }
 
     let policy = match input.policy {
         Policy::Auto => KeyManagerPolicy::Auto,
@@ -142,7 +193,10 @@ fuzz_target!(|input: Input| {
         Policy::Never => KeyManagerPolicy::Never,
     };
     let endpoints = Endpoints::single("https://acme.symphony.com").unwrap();
-    let config = Config::certificate(endpoints, "fuzz.bot").unwrap().with_key_manager(policy).with_parallel_login(input.parallel);
+    let config = Config::certificate(endpoints, "fuzz.bot")
+        .unwrap()
+        .with_key_manager(policy)
+        .with_parallel_login(input.parallel);
     let mut machine = Authenticator::new(config, input.seed);
     let mut now = UnixTime::from_millis(input.now_millis);
 
@@ -162,17 +216,20 @@ fuzz_target!(|input: Input| {
                 now = at;
             }
             Output::Done(outcome) => {
-                if let Ok(tokens) = &outcome {
-                    check_tokens(tokens);
-                    assert_eq!(tokens.generation(), machine.latest_generation());
+                match &outcome {
+                    Ok(tokens) => {
+                        check_tokens(tokens);
+                        assert_eq!(tokens.generation(), machine.latest_generation());
+                    }
+                    Err(error) => common::assert_error_clean("AuthError", error, &secrets),
                 }
-                drop(format!("{outcome:?}"));
+                drain_events(&mut machine, &secrets);
+                check_no_leak(&machine, &secrets);
                 break;
             }
         }
-        while let Some(event) = machine.poll_event() {
-            drop(format!("{event:?}"));
-        }
+        drain_events(&mut machine, &secrets);
         check_invariants(&machine);
+        check_no_leak(&machine, &secrets);
     }
-});
+}

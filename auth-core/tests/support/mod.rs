@@ -10,16 +10,22 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use symphony_auth_core::{
     AuthError, Authenticator, BaseUrl, Config, Endpoints, Event, HttpResponse, JwtSigner, LoginEndpoint, Output,
-    RequestId, RetryPolicy, RsaSigner, SignError, Tokens, TransportFailure, TransportKind, UnixTime,
+    RequestId, RetryPolicy, SignError, Tokens, TransportFailure, TransportKind, UnixTime,
 };
 
 pub const START: UnixTime = UnixTime::from_secs(1_700_000_000);
 
-pub fn signer() -> Arc<RsaSigner> {
-    static SIGNER: OnceLock<Arc<RsaSigner>> = OnceLock::new();
+/// The fixture key in the signer compiled in: `RsaSigner` by default, `RingSigner` in a ring-only build.
+pub fn signer() -> Arc<dyn JwtSigner> {
+    static SIGNER: OnceLock<Arc<dyn JwtSigner>> = OnceLock::new();
     SIGNER
         .get_or_init(|| {
-            Arc::new(RsaSigner::from_pem(include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem")).unwrap())
+            let pem = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
+            #[cfg(feature = "rsa-signer")]
+            let signer = symphony_auth_core::RsaSigner::from_pem(pem);
+            #[cfg(not(feature = "rsa-signer"))]
+            let signer = symphony_auth_core::RingSigner::from_pem(pem);
+            Arc::new(signer.unwrap())
         })
         .clone()
 }
