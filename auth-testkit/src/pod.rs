@@ -536,10 +536,11 @@ impl FakePod {
             recent.push_back(now);
             return None;
         }
-        // With a budget of 0 nothing ever frees up: a client is told to come back after a window.
-        let frees_at = recent.front().map_or(now + limit.window, |&oldest| oldest + limit.window);
-        let wait = frees_at.duration_since(now).unwrap_or(limit.window);
-        Some(ceil_secs(wait).max(1))
+        // The oldest login's slot frees a window after it; with a budget of 0 there is none, and a client is told
+        // to come back after a window.
+        let start = recent.front().copied().unwrap_or(now);
+        let wait = start.checked_add(limit.window).and_then(|frees| frees.duration_since(now).ok());
+        Some(ceil_secs(wait.unwrap_or(limit.window)).max(1))
     }
 
     /// A1/A2: PROTOCOL §3.1 and §5.
