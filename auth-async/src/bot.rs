@@ -206,6 +206,10 @@ impl Bot {
 impl FlightLock for Inner {
     type Guard<'a> = MutexGuard<'a, Flight>;
 
+    fn now(&self) -> UnixTime {
+        now()
+    }
+
     fn wake_followers(&self) {
         // Followers first, before any event hook runs, so that a panicking hook cannot strand them.
         self.notify.notify_waiters();

@@ -71,10 +71,7 @@ async fn certificate_login_over_mutual_tls_then_session_info_and_echo() {
 #[tokio::test]
 async fn a_certificate_login_without_a_client_certificate_is_refused_at_build() {
     let server = server(|_| {});
-    let https = BaseUrl::parse("pod", &server.https_url()).unwrap();
-    let mtls = BaseUrl::parse("session auth", &server.mtls_url()).unwrap();
-    let endpoints = Endpoints { pod: https.clone(), key_manager: mtls.clone(), session_auth: mtls, agent: https };
-    let config = symphony_auth_core::Config::certificate(endpoints, CERT_BOT).unwrap();
+    let config = symphony_auth_core::Config::certificate(server.cert_endpoints(), CERT_BOT).unwrap();
     let built = Bot::builder(config).extra_root_certificates_pem(server.ca_pem().as_bytes()).unwrap().build();
     assert!(matches!(built, Err(Error::Config(symphony_auth_core::ConfigError::MissingCredentials))), "{built:?}");
 }
@@ -84,7 +81,7 @@ async fn skd_skips_the_key_manager_and_echo_works_without_its_token() {
     let server = server(|pod| pod.set_skd(true));
     let events = Events::default();
     // Sequential login: the session answer (with SKD) comes first, so the key manager is never asked.
-    let config = rsa_config(&server.http_url()).with_parallel_login(false);
+    let config = rsa_config(server.rsa_endpoints()).with_parallel_login(false);
     let bot = Bot::builder(config).on_event(events.hook()).build().unwrap();
 
     let tokens = bot.tokens().await.unwrap();
@@ -100,7 +97,7 @@ async fn skd_skips_the_key_manager_and_echo_works_without_its_token() {
     }));
 
     // A re-login after SKD asks the pod alone first, even with parallel login on.
-    let parallel = Bot::builder(rsa_config(&server.http_url())).build().unwrap();
+    let parallel = Bot::builder(rsa_config(server.rsa_endpoints())).build().unwrap();
     parallel.tokens().await.unwrap();
     parallel.refresh().await.unwrap();
     assert_eq!(server.counters().requests(Endpoint::KeyManagerLogin), 1, "only the first parallel login asks it");
@@ -131,7 +128,7 @@ async fn parallel_login_overlaps_the_two_logins_and_sequential_does_not() {
     assert_eq!(server.peak_in_flight(), 2, "the session and key-manager logins were in flight together");
 
     server.reset_peaks();
-    let sequential = Bot::builder(rsa_config(&server.http_url()).with_parallel_login(false)).build().unwrap();
+    let sequential = Bot::builder(rsa_config(server.rsa_endpoints()).with_parallel_login(false)).build().unwrap();
     let tokens = sequential.tokens().await.unwrap();
     assert!(tokens.key_manager().is_some());
     assert_eq!(server.peak_in_flight(), 1, "one login at a time");
@@ -143,7 +140,7 @@ async fn a_401_at_login_is_rejected_naming_the_user_after_one_attempt() {
     let server = server(|pod| {
         pod.add_rsa_bot(BOT, OTHER_PUBLIC_KEY).unwrap(); // re-keyed: our signature no longer matches
     });
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).build().unwrap();
     let error = bot.tokens().await.unwrap_err();
     match &error {
         Error::Auth(AuthError::Rejected { username, status, .. }) => {
@@ -157,9 +154,9 @@ async fn a_401_at_login_is_rejected_naming_the_user_after_one_attempt() {
     assert_eq!(bot.state(), State::NeedsSession { logging_in: false });
 }
 
-/// The login at `url` fails once, without retry.
-async fn failed_login(url: &str, timeout: Duration) -> Error {
-    let config = pod_only(rsa_config(url)).with_retry(RetryPolicy::no_retry());
+/// The login at `endpoints` fails once, without retry.
+async fn failed_login(endpoints: Endpoints, timeout: Duration) -> Error {
+    let config = pod_only(rsa_config(endpoints)).with_retry(RetryPolicy::no_retry());
     let bot = Bot::builder(config).timeout(timeout).build().unwrap();
     bot.tokens().await.unwrap_err()
 }
@@ -178,25 +175,25 @@ fn transport_kind_of_last_attempt(error: &Error) -> TransportKind {
 async fn timeout_dropped_connection_malformed_body_and_untrusted_tls_are_four_distinct_errors() {
     // Timeout: the fake answers after 2 s, the client waits 200 ms.
     let slow = server(|pod| pod.set_latency(Endpoint::SessionLogin, Duration::from_secs(2)));
-    let timeout = failed_login(&slow.http_url(), Duration::from_millis(200)).await;
+    let timeout = failed_login(slow.rsa_endpoints(), Duration::from_millis(200)).await;
     assert_eq!(transport_kind_of_last_attempt(&timeout), TransportKind::Timeout, "{timeout}");
 
     // Dropped connection: the fake closes without answering.
     let closing = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::Close));
-    let reset = failed_login(&closing.http_url(), Duration::from_secs(10)).await;
+    let reset = failed_login(closing.rsa_endpoints(), Duration::from_secs(10)).await;
     assert_eq!(transport_kind_of_last_attempt(&reset), TransportKind::Reset, "{reset}");
 
     // Malformed body: a 200 whose JSON is cut short.
     let malformed = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::MalformedJson));
-    let protocol = failed_login(&malformed.http_url(), Duration::from_secs(10)).await;
+    let protocol = failed_login(malformed.rsa_endpoints(), Duration::from_secs(10)).await;
     assert!(
         matches!(&protocol, Error::Auth(AuthError::Protocol { problem: ProtocolProblem::NotJson, status: 200, .. })),
         "{protocol:?}"
     );
 
     // TLS trust failure: HTTPS to the fake without adding its CA.
-    let tls_server = server(|_| {});
-    let tls = failed_login(&tls_server.https_url(), Duration::from_secs(10)).await;
+    let tls_server = https_server(|_| {});
+    let tls = failed_login(tls_server.rsa_endpoints(), Duration::from_secs(10)).await;
     assert!(matches!(&tls, Error::Auth(AuthError::Transport { .. })), "not retried: {tls:?}");
     assert_eq!(transport_kind_of_last_attempt(&tls), TransportKind::Tls, "{tls}");
     assert_eq!(tls_server.counters().total_requests(), 0, "no request got through");
@@ -213,14 +210,9 @@ async fn api_call_failures_are_typed_transport_errors() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let pod = BaseUrl::parse("pod", &server.http_url()).unwrap();
-    let endpoints = Endpoints {
-        pod: pod.clone(),
-        key_manager: pod.clone(),
-        session_auth: pod,
-        agent: BaseUrl::parse("agent", &dead_url).unwrap(),
-    };
-    let config = rsa_config(&server.http_url());
+    let mut endpoints = server.rsa_endpoints();
+    endpoints.agent = BaseUrl::parse("agent", &dead_url).unwrap();
+    let config = rsa_config(server.rsa_endpoints());
     let config = symphony_auth_core::Config::new(endpoints, BOT, config.method().clone()).unwrap();
     let bot = Bot::builder(config).timeout(Duration::from_millis(300)).build().unwrap();
 
@@ -250,7 +242,7 @@ async fn api_call_failures_are_typed_transport_errors() {
 #[tokio::test]
 async fn response_bodies_are_capped() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::OversizedBody(1024 * 1024)));
-    let config = pod_only(rsa_config(&server.http_url())).with_retry(RetryPolicy::no_retry());
+    let config = pod_only(rsa_config(server.rsa_endpoints())).with_retry(RetryPolicy::no_retry());
     let bot = Bot::builder(config).max_response_body(100).build().unwrap();
     let error = bot.tokens().await.unwrap_err();
     assert!(
@@ -272,7 +264,7 @@ async fn response_bodies_are_capped() {
 #[tokio::test]
 async fn a_401_after_the_re_login_is_unauthorized_not_a_loop() {
     let server = server(|pod| pod.inject(Endpoint::SessionInfo, 2, Fault::status(401)));
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).build().unwrap();
     match bot.session_info().await {
         Err(Error::Unauthorized { generation }) => assert_eq!(generation, 2),
         other => panic!("expected Unauthorized, got {other:?}"),
@@ -295,7 +287,7 @@ async fn no_process_global_crypto_provider_is_installed() {
 
 #[test]
 fn bad_settings_are_typed_errors() {
-    let config = rsa_config("https://pod.example");
+    let config = rsa_config(Endpoints::single("https://pod.example").unwrap());
     assert!(matches!(Bot::builder(config.clone()).extra_root_certificates_pem(b"nothing"), Err(Error::Tls(_))));
     let bad_cert = b"-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n";
     let built = Bot::builder(config.clone()).extra_root_certificates_pem(bad_cert).and_then(|b| b.build());

@@ -2,15 +2,15 @@
 
 mod common;
 
-use common::{BOT, rsa_config, server};
+use common::{BOT, https_server, rsa_config};
 use symphony_auth_async::{Bot, Error};
 use symphony_auth_core::{AuthError, TransportKind};
 
 #[tokio::test]
 async fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     // Debian has `/etc/ssl/certs`: the store is read and the bot builds.
-    let bot = Bot::builder(rsa_config(&server.https_url()))
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints()))
         .platform_roots()
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()
@@ -23,8 +23,8 @@ async fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra
 
 #[tokio::test]
 async fn platform_roots_alone_do_not_trust_the_fake_ca() {
-    let server = server(|_| {});
-    let bot = Bot::builder(rsa_config(&server.https_url())).platform_roots().build().unwrap();
+    let server = https_server(|_| {});
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints())).platform_roots().build().unwrap();
     match bot.tokens().await {
         Err(Error::Auth(AuthError::Transport { failure, .. })) => assert_eq!(failure.kind, TransportKind::Tls),
         other => panic!("expected a TLS failure, got {other:?}"),

@@ -30,7 +30,7 @@ async fn three_503s_with_retry_after_then_success() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 3, Fault::status_retry_after(503, 1)));
     let events = Events::default();
     // Backoff would wait 10, 20, 40 ms; `Retry-After: 1` asks for 1 s, capped by the policy at 200 ms.
-    let config = pod_only(rsa_config(&server.http_url())).with_retry(quick_retry(Duration::from_millis(200)));
+    let config = pod_only(rsa_config(server.rsa_endpoints())).with_retry(quick_retry(Duration::from_millis(200)));
     let bot = Bot::builder(config).on_event(events.hook()).build().unwrap();
 
     let started = Instant::now();
@@ -58,7 +58,7 @@ async fn three_503s_with_retry_after_then_success() {
 async fn retry_after_is_honoured_in_full_under_the_cap() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::status_retry_after(429, 1)));
     let events = Events::default();
-    let config = pod_only(rsa_config(&server.http_url())).with_retry(quick_retry(Duration::from_secs(5)));
+    let config = pod_only(rsa_config(server.rsa_endpoints())).with_retry(quick_retry(Duration::from_secs(5)));
     let bot = Bot::builder(config).on_event(events.hook()).build().unwrap();
     let started = Instant::now();
     bot.tokens().await.unwrap();
@@ -71,7 +71,7 @@ async fn retry_after_is_honoured_in_full_under_the_cap() {
 async fn transport_failures_are_retried_and_counted() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 2, Fault::Close));
     let events = Events::default();
-    let config = pod_only(rsa_config(&server.http_url()));
+    let config = pod_only(rsa_config(server.rsa_endpoints()));
     let bot = Bot::builder(config).on_event(events.hook()).build().unwrap();
     bot.tokens().await.unwrap();
     let kinds: Vec<_> = retries(&events.take())

@@ -38,7 +38,7 @@ async fn concurrent_callers_of_a_failing_login_get_the_same_error() {
         pod.add_rsa_bot(BOT, OTHER_PUBLIC_KEY).unwrap();
         pod.set_latency(Endpoint::SessionLogin, Duration::from_millis(50));
     });
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).build().unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             tokio::spawn({
@@ -59,7 +59,7 @@ async fn concurrent_callers_of_a_failing_login_get_the_same_error() {
 #[tokio::test]
 async fn concurrent_refreshes_share_one_new_login() {
     let server = server(|pod| pod.set_latency(Endpoint::SessionLogin, Duration::from_millis(50)));
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).build().unwrap();
     assert_eq!(bot.tokens().await.unwrap().generation().get(), 1);
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -134,7 +134,7 @@ async fn a_storm_of_1000_401s_causes_exactly_one_login() {
 async fn a_cancelled_leader_is_taken_over_by_a_waiter() {
     // Only the first login answer is delayed; the restarted login is answered at once.
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::Delay(Duration::from_secs(30))));
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).build().unwrap();
 
     let leader = tokio::spawn({
         let bot = bot.clone();
@@ -165,7 +165,7 @@ async fn a_cancelled_leader_is_taken_over_by_a_waiter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_on_a_multi_thread_runtime_strands_no_waiter() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::Delay(Duration::from_secs(30))));
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).build().unwrap();
     let leader = tokio::spawn({
         let bot = bot.clone();
         async move { bot.tokens().await }
@@ -206,7 +206,7 @@ async fn a_panicking_leader_is_taken_over_by_a_waiter() {
             }
         }
     };
-    let bot = Bot::builder(pod_only(rsa_config(&server.http_url()))).on_event(hook).build().unwrap();
+    let bot = Bot::builder(pod_only(rsa_config(server.rsa_endpoints()))).on_event(hook).build().unwrap();
     // On this current-thread runtime the first task leads and the others are waiting before the 503 arrives.
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -233,7 +233,7 @@ async fn a_panicking_leader_is_taken_over_by_a_waiter() {
 #[tokio::test]
 async fn a_cancelled_leader_keeps_the_retry_after() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::status_retry_after(503, 1)));
-    let config = pod_only(rsa_config(&server.http_url())).with_retry(quick_retry(Duration::from_secs(5)));
+    let config = pod_only(rsa_config(server.rsa_endpoints())).with_retry(quick_retry(Duration::from_secs(5)));
     let bot = Bot::builder(config).build().unwrap();
     let started = tokio::time::Instant::now();
     for _ in 0..5 {

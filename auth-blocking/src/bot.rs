@@ -64,6 +64,10 @@ impl FlightLock for Inner {
     fn wake_followers(&self) {
         self.wake.notify_all();
     }
+
+    fn now(&self) -> UnixTime {
+        now()
+    }
 }
 
 thread_local! {

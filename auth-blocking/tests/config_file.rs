@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{BOT, CERT_BOT, server};
+use common::{BOT, CERT_BOT, https_server, server};
 use symphony_auth_blocking::{Bot, Error};
 use symphony_auth_core::{ConfigFileError, Event, UsageError, echo};
-use symphony_auth_testkit::Fault;
+use symphony_auth_testkit::{Fault, Role};
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -28,12 +28,14 @@ fn an_rsa_bot_from_a_bdk_yaml_file_logs_in() {
     let server = server(|_| {});
     let dir = temp_dir("rsa");
     let key = format!("{}/../fixtures/keys/bot-2048.pkcs8.pem", env!("CARGO_MANIFEST_DIR"));
-    let address = server.http_addr();
+    let address = server.addr(Role::Pod);
+    let (km, agent) = (server.addr(Role::KeyManager).port(), server.addr(Role::Agent).port());
     let config = write(
         &dir,
         "config.yaml",
         &format!(
-            "scheme: http\nhost: {}\nport: {}\nbot:\n  username: {BOT}\n  privateKey:\n    path: {key}\ndatafeed:\n  version: v2\n",
+            "scheme: http\nhost: {}\nport: {}\nkeyManager:\n  port: {km}\nagent:\n  port: {agent}\n\
+             bot:\n  username: {BOT}\n  privateKey:\n    path: {key}\ndatafeed:\n  version: v2\n",
             address.ip(),
             address.port()
         ),
@@ -45,15 +47,15 @@ fn an_rsa_bot_from_a_bdk_yaml_file_logs_in() {
 
 #[test]
 fn a_certificate_bot_from_a_json_file_uses_mutual_tls() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     let dir = temp_dir("cert");
     let identity = server.client_identity(CERT_BOT).unwrap();
     let bundle = write(&dir, "bot.pem", &identity.bundle_pem());
     let ca = write(&dir, "ca.pem", server.ca_pem());
-    let (https, mtls) = (server.https_addr(), server.mtls_addr());
+    let port = |role| server.addr(role).port();
     let json = serde_json::json!({
-        "host": https.ip().to_string(), "port": https.port(),
-        "sessionAuth": { "port": mtls.port() }, "keyManager": { "port": mtls.port() },
+        "host": server.addr(Role::Pod).ip().to_string(), "port": port(Role::Pod), "agent": { "port": port(Role::Agent) },
+        "sessionAuth": { "port": port(Role::SessionAuth) }, "keyManager": { "port": port(Role::KeyAuth) },
         "bot": { "username": CERT_BOT, "certificate": { "path": bundle } },
         "ssl": { "trustStore": { "path": ca } },
     });

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KEY_2048, one_shot, rsa_bot, rsa_builder, rsa_config, server};
+use common::{KEY_2048, https_server, one_shot, rsa_bot, rsa_builder, rsa_config, server};
 use symphony_auth_blocking::symphony_auth_core::{
     self, AuthError, ClientIdentity, Config, ConfigError, Endpoints, FailureCause, MAX_RESPONSE_BODY, ProtocolProblem,
     TransportFailure, TransportKind,
@@ -25,21 +25,21 @@ fn unavailable_kind(error: &Error) -> TransportKind {
     }
 }
 
-fn one_shot_bot(url: &str) -> symphony_auth_blocking::BotBuilder {
-    Bot::builder(one_shot(rsa_config(url, KEY_2048)))
+fn one_shot_bot(endpoints: Endpoints) -> symphony_auth_blocking::BotBuilder {
+    Bot::builder(one_shot(rsa_config(endpoints, KEY_2048)))
 }
 
 #[test]
 fn login_timeout_is_a_timeout() {
     let server = server(|pod| pod.set_latency(Endpoint::SessionLogin, Duration::from_secs(3)));
-    let bot = one_shot_bot(&server.http_url()).timeout(Duration::from_millis(300)).build().unwrap();
+    let bot = one_shot_bot(server.rsa_endpoints()).timeout(Duration::from_millis(300)).build().unwrap();
     assert_eq!(unavailable_kind(&bot.tokens().unwrap_err()), TransportKind::Timeout);
 }
 
 #[test]
 fn login_connection_dropped_is_a_reset() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::Close));
-    let bot = one_shot_bot(&server.http_url()).build().unwrap();
+    let bot = one_shot_bot(server.rsa_endpoints()).build().unwrap();
     assert_eq!(unavailable_kind(&bot.tokens().unwrap_err()), TransportKind::Reset);
 }
 
@@ -47,21 +47,21 @@ fn login_connection_dropped_is_a_reset() {
 fn login_connection_refused_is_a_connect_failure() {
     // A port that was free a moment ago: nothing listens there now.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let bot = one_shot_bot(&format!("http://127.0.0.1:{port}")).build().unwrap();
+    let bot = one_shot_bot(Endpoints::single(&format!("http://127.0.0.1:{port}")).unwrap()).build().unwrap();
     assert_eq!(unavailable_kind(&bot.tokens().unwrap_err()), TransportKind::Connect);
 }
 
 #[test]
 fn a_name_that_does_not_resolve_is_a_connect_failure() {
     // `.invalid` never resolves (RFC 6761).
-    let bot = one_shot_bot("https://nonexistent.invalid").build().unwrap();
+    let bot = one_shot_bot(Endpoints::single("https://nonexistent.invalid").unwrap()).build().unwrap();
     assert_eq!(unavailable_kind(&bot.tokens().unwrap_err()), TransportKind::Connect);
 }
 
 #[test]
 fn login_malformed_body_is_a_protocol_error() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::MalformedJson));
-    let bot = one_shot_bot(&server.http_url()).build().unwrap();
+    let bot = one_shot_bot(server.rsa_endpoints()).build().unwrap();
     let error = bot.tokens().unwrap_err();
     assert!(
         matches!(error, Error::Auth(AuthError::Protocol { status: 200, problem: ProtocolProblem::NotJson, .. })),
@@ -72,7 +72,7 @@ fn login_malformed_body_is_a_protocol_error() {
 #[test]
 fn login_oversized_body_is_read_no_further_than_the_cap() {
     let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::OversizedBody(MAX_RESPONSE_BODY * 4)));
-    let bot = one_shot_bot(&server.http_url()).build().unwrap();
+    let bot = one_shot_bot(server.rsa_endpoints()).build().unwrap();
     let error = bot.tokens().unwrap_err();
     assert!(
         matches!(error, Error::Auth(AuthError::Protocol { problem: ProtocolProblem::BodyTooLarge, .. })),
@@ -82,9 +82,9 @@ fn login_oversized_body_is_read_no_further_than_the_cap() {
 
 #[test]
 fn login_to_an_untrusted_server_is_a_tls_failure_and_not_retried() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     // The fake's CA is not added: its certificate chains to nothing the bot trusts.
-    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048)).build().unwrap();
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048)).build().unwrap();
     let error = bot.tokens().unwrap_err();
     match &error {
         Error::Auth(AuthError::Transport { failure, .. }) => assert_eq!(failure.kind, TransportKind::Tls),
@@ -99,7 +99,7 @@ fn certificate_login_without_a_client_certificate_on_the_mtls_listener_is_a_tls_
     let server = server(|_| {});
     // An identity the fake's CA did not sign: the handshake is refused.
     let stranger = foreign_identity();
-    let config = Config::certificate(Endpoints::single(&server.mtls_url()).unwrap(), "cert-bot").unwrap();
+    let config = Config::certificate(server.cert_endpoints(), "cert-bot").unwrap();
     let bot = Bot::builder(config)
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()
@@ -124,19 +124,19 @@ fn foreign_identity() -> ClientIdentity {
 fn the_four_login_failures_are_distinct() {
     let timeout = {
         let server = server(|pod| pod.set_latency(Endpoint::SessionLogin, Duration::from_secs(3)));
-        one_shot_bot(&server.http_url()).timeout(Duration::from_millis(300)).build().unwrap().tokens().unwrap_err()
+        one_shot_bot(server.rsa_endpoints()).timeout(Duration::from_millis(300)).build().unwrap().tokens().unwrap_err()
     };
     let reset = {
         let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::Close));
-        one_shot_bot(&server.http_url()).build().unwrap().tokens().unwrap_err()
+        one_shot_bot(server.rsa_endpoints()).build().unwrap().tokens().unwrap_err()
     };
     let malformed = {
         let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::MalformedJson));
-        one_shot_bot(&server.http_url()).build().unwrap().tokens().unwrap_err()
+        one_shot_bot(server.rsa_endpoints()).build().unwrap().tokens().unwrap_err()
     };
     let tls = {
-        let server = server(|_| {});
-        one_shot_bot(&server.https_url()).build().unwrap().tokens().unwrap_err()
+        let server = https_server(|_| {});
+        one_shot_bot(server.rsa_endpoints()).build().unwrap().tokens().unwrap_err()
     };
     let shapes = [&timeout, &reset, &malformed, &tls].map(|e| match e {
         Error::Auth(AuthError::Unavailable { last: FailureCause::Transport(f), .. }) => {
@@ -186,7 +186,7 @@ fn session_info_errors_are_typed() {
 
 #[test]
 fn builder_errors() {
-    let config = || rsa_config("https://acme.symphony.com", KEY_2048);
+    let config = || rsa_config(Endpoints::single("https://acme.symphony.com").unwrap(), KEY_2048);
     assert!(matches!(Bot::builder(config()).extra_root_certificates_pem(b"not pem"), Err(Error::Tls(_))));
     let garbage = b"-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n";
     let built = Bot::builder(config()).extra_root_certificates_pem(garbage).unwrap().build();

@@ -4,10 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BOT, CERT_BOT, KEY_2048, fast_retry, rsa_bot, rsa_builder, rsa_config, server};
-use symphony_auth_blocking::symphony_auth_core::{self, ClientIdentity, Config, Endpoints, KeyManagerPolicy, State};
+use common::{BOT, CERT_BOT, KEY_2048, fast_retry, https_server, rsa_bot, rsa_builder, rsa_config, server};
+use symphony_auth_blocking::symphony_auth_core::{
+    self, ClientIdentity, Config, KeyManagerPolicy, State, TransportKind,
+};
 use symphony_auth_blocking::{Bot, Error};
-use symphony_auth_testkit::Endpoint;
+use symphony_auth_testkit::{Endpoint, Role};
 
 fn echo(bot: &Bot, message: &str) -> Result<serde_json::Value, Error> {
     let response = bot.send(symphony_auth_core::echo(bot.config().endpoints(), message))?;
@@ -39,8 +41,8 @@ fn rsa_login_then_session_info_and_echo() {
 
 #[test]
 fn rsa_login_over_https_with_the_fake_ca_added_to_the_built_in_roots() {
-    let server = server(|_| {});
-    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048))
+    let server = https_server(|_| {});
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048))
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()
         .build()
@@ -52,7 +54,7 @@ fn rsa_login_over_https_with_the_fake_ca_added_to_the_built_in_roots() {
 fn cert_bot(server: &symphony_auth_testkit::FakePodServer, configure: impl FnOnce(Config) -> Config) -> Bot {
     let identity = server.client_identity(CERT_BOT).expect("generated at start");
     let identity = ClientIdentity::from_pem(identity.bundle_pem().as_bytes()).unwrap();
-    let config = Config::certificate(Endpoints::single(&server.mtls_url()).unwrap(), CERT_BOT).unwrap();
+    let config = Config::certificate(server.cert_endpoints(), CERT_BOT).unwrap();
     Bot::builder(configure(config.with_retry(fast_retry())))
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()
@@ -79,7 +81,7 @@ fn certificate_login_over_mutual_tls_then_session_info_and_echo() {
 #[test]
 fn skd_sequential_login_skips_the_key_manager_and_echo_needs_no_km_token() {
     let server = server(|pod| pod.set_skd(true));
-    let bot = Bot::builder(rsa_config(&server.http_url(), KEY_2048).with_parallel_login(false)).build().unwrap();
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048).with_parallel_login(false)).build().unwrap();
 
     let tokens = bot.tokens().unwrap();
     assert!(tokens.simplified_key_delivery());
@@ -145,7 +147,7 @@ fn login_peak(parallel: bool) -> usize {
         pod.set_latency(Endpoint::SessionLogin, Duration::from_millis(150));
         pod.set_latency(Endpoint::KeyManagerLogin, Duration::from_millis(150));
     });
-    let bot = Bot::builder(rsa_config(&server.http_url(), KEY_2048).with_parallel_login(parallel)).build().unwrap();
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048).with_parallel_login(parallel)).build().unwrap();
     bot.tokens().unwrap();
     let counters = server.counters();
     assert_eq!(counters.requests(Endpoint::SessionLogin), 1);
@@ -166,7 +168,7 @@ fn sequential_login_does_not_overlap() {
 #[test]
 fn key_manager_policy_never_sends_no_km_login() {
     let server = server(|_| {});
-    let bot = Bot::builder(rsa_config(&server.http_url(), KEY_2048).with_key_manager(KeyManagerPolicy::Never))
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048).with_key_manager(KeyManagerPolicy::Never))
         .build()
         .unwrap();
     assert!(bot.tokens().unwrap().key_manager().is_none());
@@ -228,9 +230,9 @@ fn connect_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 
 #[test]
 fn an_explicit_proxy_carries_logins_and_api_calls() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     let (proxy, targets) = connect_proxy();
-    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048))
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048))
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()
         .proxy(&proxy)
@@ -239,6 +241,20 @@ fn an_explicit_proxy_carries_logins_and_api_calls() {
         .unwrap();
     assert_eq!(bot.session_info().unwrap().username, BOT);
     let targets = targets.lock().unwrap().clone();
-    let expected = server.https_addr().to_string();
-    assert!(!targets.is_empty() && targets.iter().all(|t| *t == expected), "{targets:?} vs {expected}");
+    let expected = [Role::Pod, Role::KeyManager, Role::Agent].map(|role| server.addr(role).to_string());
+    assert!(!targets.is_empty() && targets.iter().all(|t| expected.contains(t)), "{targets:?} vs {expected:?}");
+}
+
+#[test]
+fn send_unauthenticated_attaches_no_tokens_and_does_not_log_in() {
+    let server = server(|_| {});
+    let bot = rsa_builder(&server).max_response_body(64).build().unwrap();
+    let response = bot.send_unauthenticated(symphony_auth_core::session_info(bot.config().endpoints())).unwrap();
+    assert_eq!(response.status(), 401, "no session token was sent");
+    assert!(response.headers().contains_key(http::header::DATE));
+    assert_eq!(server.counters().requests(Endpoint::SessionLogin), 0);
+    assert_eq!(bot.state(), State::NeedsSession { logging_in: false });
+    // The same response-size cap as `send`: the agent's info is larger than 64 bytes.
+    let info = http::Request::get(format!("{}/agent/v1/info", server.agent_url())).body(Vec::new()).unwrap();
+    assert!(matches!(bot.send_unauthenticated(info), Err(Error::Transport { kind: TransportKind::Other, .. })));
 }

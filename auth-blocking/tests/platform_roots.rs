@@ -2,15 +2,15 @@
 
 mod common;
 
-use common::{BOT, KEY_2048, rsa_config, server};
+use common::{BOT, KEY_2048, https_server, rsa_config};
 use symphony_auth_blocking::symphony_auth_core::{self, AuthError, TransportKind};
 use symphony_auth_blocking::{Bot, Error};
 
 #[test]
 fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     // Debian has `/etc/ssl/certs`: the store is read and the bot builds.
-    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048))
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048))
         .platform_roots()
         .extra_root_certificates_pem(server.ca_pem().as_bytes())
         .unwrap()
@@ -23,8 +23,8 @@ fn platform_roots_build_and_log_in_over_https_with_the_fake_ca_as_an_extra_root(
 
 #[test]
 fn platform_roots_alone_do_not_trust_the_fake_ca() {
-    let server = server(|_| {});
-    let bot = Bot::builder(rsa_config(&server.https_url(), KEY_2048)).platform_roots().build().unwrap();
+    let server = https_server(|_| {});
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048)).platform_roots().build().unwrap();
     match bot.tokens() {
         Err(Error::Auth(AuthError::Transport { failure, .. })) => assert_eq!(failure.kind, TransportKind::Tls),
         other => panic!("expected a TLS failure, got {other:?}"),

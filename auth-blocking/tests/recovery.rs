@@ -43,7 +43,7 @@ fn concurrent_first_use_shares_one_login() {
 fn concurrent_callers_share_the_login_error() {
     let server = server(|pod| pod.set_latency(Endpoint::SessionLogin, Duration::from_millis(300)));
     // A key the pod does not know for `bot`: rejected.
-    let bot = Bot::builder(rsa_config(&server.http_url(), OTHER_KEY)).build().unwrap();
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), OTHER_KEY)).build().unwrap();
     let results = together(|| bot.tokens().unwrap_err());
     assert!(results.iter().all(|e| e == &results[0]), "{results:?}");
     assert!(matches!(&results[0], Error::Auth(AuthError::Rejected { status: 401, .. })), "{:?}", results[0]);
@@ -89,7 +89,7 @@ fn a_second_401_after_a_fresh_login_is_an_error_not_a_loop() {
 #[test]
 fn agent_calls_without_a_key_manager_token_end_in_unauthorized() {
     let server = server(|_| {});
-    let config = rsa_config(&server.http_url(), KEY_2048).with_key_manager(KeyManagerPolicy::Never);
+    let config = rsa_config(server.rsa_endpoints(), KEY_2048).with_key_manager(KeyManagerPolicy::Never);
     let bot = Bot::builder(config).build().unwrap();
     let error = bot.send(symphony_auth_core::echo(bot.config().endpoints(), "x")).unwrap_err();
     assert_eq!(error, Error::Unauthorized { generation: 2 });
@@ -156,7 +156,7 @@ fn retries_503s_honouring_retry_after_then_logs_in() {
 #[test]
 fn a_401_at_login_is_rejected_naming_the_user_after_one_attempt() {
     let server = server(|_| {});
-    let bot = Bot::builder(rsa_config(&server.http_url(), OTHER_KEY)).build().unwrap();
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), OTHER_KEY)).build().unwrap();
     let error = bot.tokens().unwrap_err();
     match &error {
         Error::Auth(AuthError::Rejected { endpoint, username, status, .. }) => {

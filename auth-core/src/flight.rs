@@ -105,6 +105,8 @@ pub trait FlightLock {
     fn lock_flight(&self) -> Self::Guard<'_>;
     /// Wakes every caller waiting after a [`Step::Follow`].
     fn wake_followers(&self);
+    /// The wall clock, for a caller that leaves without a `now` of its own (its ticket is dropped).
+    fn now(&self) -> UnixTime;
 }
 
 /// A caller's place in a flight behind lock `L`, until its answer. Dropped before it (the caller's thread panicked,
@@ -144,7 +146,7 @@ impl<'a, L: FlightLock> Ticket<'a, L> {
 
 impl<L: FlightLock> Drop for Ticket<'_, L> {
     fn drop(&mut self) {
-        if !self.done && self.lock.lock_flight().leave(&self.caller) {
+        if !self.done && self.lock.lock_flight().leave(&self.caller, self.lock.now()) {
             self.lock.wake_followers();
         }
     }
@@ -242,17 +244,15 @@ impl Flight {
         }
     }
 
-    /// The caller went away before its [`Step::Done`] (its task was cancelled, its thread panicked). A leader's
-    /// requests still out count as failed attempts at the latest time the machine was told, so the backoff holds
-    /// for the follower that takes over. Returns whether the followers must be woken (one of them leads next).
-    pub fn leave(&mut self, caller: &Caller) -> bool {
+    /// The caller went away at `now`, before its [`Step::Done`] (its task was cancelled, its thread panicked). A
+    /// leader's requests still out count as failed attempts, so the backoff holds for the follower that takes
+    /// over. Returns whether the followers must be woken (one of them leads next).
+    pub fn leave(&mut self, caller: &Caller, now: UnixTime) -> bool {
         if self.leader != Some(caller.id) {
             return false;
         }
         self.leader = None;
-        if let Some(now) = self.machine.last_seen() {
-            self.machine.abandon_requests(now);
-        }
+        self.machine.abandon_requests(now);
         true
     }
 

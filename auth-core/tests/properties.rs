@@ -924,7 +924,7 @@ fn run_flight(setup: Setup, inputs: Vec<CallerInput>) -> Result<(), TestCaseErro
                     network.retire();
                     leader = None;
                 }
-                prop_assert_eq!(flight.leave(&caller), was_leader);
+                prop_assert_eq!(flight.leave(&caller, now), was_leader);
                 model.events(drain(&mut flight), now)?;
             }
             CallerInput::Advance(ms) => now = now.saturating_add(Duration::from_millis(ms)),

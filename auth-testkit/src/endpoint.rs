@@ -1,6 +1,45 @@
-//! The endpoints the fake serves, and how a request's method and path map to one.
+//! The endpoints the fake serves, the host role each belongs to, and how a request's method and path map to one.
 
 use http::Method;
+
+/// The hosts of a deployment (PROTOCOL §1). [`FakePodServer`](crate::FakePodServer) serves each on a listener of its
+/// own, so that a request sent to the wrong host fails as it would against a real deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// The pod: RSA session login (`/login`) and the pod API (`/pod`).
+    Pod,
+    /// The key manager's RSA login (`/relay`).
+    KeyManager,
+    /// The agent (`/agent`).
+    Agent,
+    /// The session-auth host: certificate session login (`/sessionauth`), mutual TLS.
+    SessionAuth,
+    /// The key manager's certificate login (`/keyauth`), mutual TLS.
+    KeyAuth,
+}
+
+impl Role {
+    /// Every role, in declaration order.
+    pub const ALL: [Role; 5] = [Role::Pod, Role::KeyManager, Role::Agent, Role::SessionAuth, Role::KeyAuth];
+
+    /// The role's name as the `fake-pod` binary prints it: `pod`, `key_manager`, `agent`, `session_auth`, `key_auth`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Pod => "pod",
+            Role::KeyManager => "key_manager",
+            Role::Agent => "agent",
+            Role::SessionAuth => "session_auth",
+            Role::KeyAuth => "key_auth",
+        }
+    }
+
+    /// Whether this host requires a client certificate (the certificate logins' hosts).
+    #[must_use]
+    pub fn requires_client_certificate(self) -> bool {
+        matches!(self, Role::SessionAuth | Role::KeyAuth)
+    }
+}
 
 /// One endpoint of the fake pod, key manager or agent (see PROTOCOL §2).
 ///
@@ -78,10 +117,40 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint a request with this method and path is for when it arrives on the host of `role`: a path that
+    /// another host serves is [`Endpoint::NotFound`] there. `None` (an in-process caller) reaches every endpoint.
+    #[must_use]
+    pub fn routed(method: &Method, path: &str, role: Option<Role>) -> Endpoint {
+        let endpoint = Self::classify(method, path);
+        match role {
+            Some(role) if endpoint.role() != Some(role) => Endpoint::NotFound,
+            _ => endpoint,
+        }
+    }
+
+    /// The host this endpoint is served on (`None` for [`Endpoint::NotFound`]).
+    #[must_use]
+    pub fn role(self) -> Option<Role> {
+        Some(match self {
+            Endpoint::SessionLogin | Endpoint::SessionInfo => Role::Pod,
+            Endpoint::KeyManagerLogin => Role::KeyManager,
+            Endpoint::CertSessionLogin => Role::SessionAuth,
+            Endpoint::CertKeyManagerLogin => Role::KeyAuth,
+            Endpoint::Echo | Endpoint::AgentInfo | Endpoint::Health => Role::Agent,
+            Endpoint::NotFound => return None,
+        })
+    }
+
     /// Whether this endpoint belongs to the key manager (what "key manager down" takes down).
     #[must_use]
     pub fn is_key_manager(self) -> bool {
         matches!(self, Endpoint::KeyManagerLogin | Endpoint::CertKeyManagerLogin)
+    }
+
+    /// Whether this endpoint is one of the two RSA logins, which take a JSON body.
+    #[must_use]
+    pub fn is_rsa_login(self) -> bool {
+        matches!(self, Endpoint::SessionLogin | Endpoint::KeyManagerLogin)
     }
 
     /// Whether this endpoint is one of the four logins.
@@ -110,5 +179,19 @@ mod tests {
         }
         assert_eq!(Endpoint::classify(&Method::GET, "/login/pubkey/authenticate"), Endpoint::NotFound);
         assert_eq!(Endpoint::classify(&Method::GET, "/nope"), Endpoint::NotFound);
+    }
+
+    #[test]
+    fn each_endpoint_answers_on_its_own_host_only() {
+        for e in Endpoint::ALL {
+            let (Some(m), Some(p), Some(home)) = (e.method(), e.path(), e.role()) else { continue };
+            assert_eq!(Endpoint::routed(m, p, None), e);
+            for role in Role::ALL {
+                let expected = if role == home { e } else { Endpoint::NotFound };
+                assert_eq!(Endpoint::routed(m, p, Some(role)), expected, "{e:?} on {role:?}");
+            }
+        }
+        assert_eq!(Endpoint::SessionInfo.role(), Some(Role::Pod));
+        assert_eq!(Endpoint::CertKeyManagerLogin.role(), Some(Role::KeyAuth));
     }
 }

@@ -2,9 +2,31 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rsa::sha2::Sha512;
-use rsa::{PrivateKey, PublicKey};
+use ring::{hmac, signature};
+use rsa::PublicKey;
+use rsa::pkcs8::DecodePublicKey as _;
+use rsa::traits::PublicKeyParts as _;
 use serde_json::{Map, Value};
+
+/// A bot's registered RSA public key, kept as modulus and exponent for ring, whose verification is several times
+/// faster than the `rsa` crate's: a loaded fake spends most of its time checking login JWTs.
+#[derive(Debug)]
+pub(crate) struct BotKey {
+    n: Box<[u8]>,
+    e: Box<[u8]>,
+}
+
+impl BotKey {
+    /// Reads an SPKI PEM (`BEGIN PUBLIC KEY`) RSA key of at least 2048 bits; the error says what is wrong.
+    pub(crate) fn from_spki_pem(pem: &str) -> Result<Self, String> {
+        let key = PublicKey::from_public_key_pem(pem).map_err(|e| e.to_string())?;
+        let bits = key.n_bits_precision();
+        if bits < 2048 {
+            return Err(format!("{bits}-bit key; at least 2048 bits are required"));
+        }
+        Ok(BotKey { n: key.n_bytes(), e: key.e_bytes() })
+    }
+}
 
 /// A login JWT whose form is valid; its signature is not yet checked (the key depends on `sub`).
 #[derive(Debug)]
@@ -18,8 +40,11 @@ pub(crate) struct LoginJwt<'a> {
 
 impl LoginJwt<'_> {
     /// Whether the signature is RSASSA-PKCS1-v1_5 with SHA-512 by `key` over `header.claims`.
-    pub(crate) fn signed_by(&self, key: &PublicKey) -> bool {
-        key.pkcs1v15_verify::<Sha512>(self.signing_input.as_bytes(), &self.signature).is_ok()
+    pub(crate) fn signed_by(&self, key: &BotKey) -> bool {
+        let components = signature::RsaPublicKeyComponents { n: &key.n[..], e: &key.e[..] };
+        components
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA512, self.signing_input.as_bytes(), &self.signature)
+            .is_ok()
     }
 }
 
@@ -59,38 +84,75 @@ fn decode_json_object(part: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// Signs `claims` as an RS512 compact JWS, as the pod signs the session tokens it issues.
-pub(crate) fn sign_rs512(key: &PrivateKey, claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS512","typ":"JWT"}"#);
+/// Signs `claims` as an HS512 compact JWS. The pod's own session tokens are RS512, but clients only decode their
+/// claims (nobody outside the pod can verify them), and an RSA signature per login would cap the fake at a few
+/// hundred logins per second; a MAC keeps them JWT-shaped for a microsecond.
+pub(crate) fn sign_hs512(key: &hmac::Key, claims: &Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"JWT"}"#);
     let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signing_input = format!("{header}.{claims}");
-    // Signing with a valid 2048-bit key and SHA-512 cannot fail but for an RNG failure (blinding);
-    // an unsigned token is still a well-formed one for clients, which never verify it.
-    let signature = key.pkcs1v15_sign::<Sha512>(signing_input.as_bytes()).unwrap_or_default();
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    let tag = hmac::sign(key, signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsa::PrivateKey;
     use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::sha2::Sha512;
 
     fn key() -> PrivateKey {
         PrivateKey::from_pkcs8_pem(include_str!("../../fixtures/keys/bot-2048.pkcs8.pem")).unwrap()
     }
 
+    fn sign_rs512(key: &PrivateKey, header: &str, claims: &str) -> String {
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let signature = key.pkcs1v15_sign::<Sha512>(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
     #[test]
-    fn signed_tokens_parse_and_verify() {
-        let key = key();
-        let jwt = sign_rs512(&key, &serde_json::json!({"sub":"bot","exp":12}));
+    fn rs512_tokens_parse_and_verify_with_ring() {
+        let bot = BotKey::from_spki_pem(include_str!("../../fixtures/keys/bot-2048.pub.pem")).unwrap();
+        let other = BotKey::from_spki_pem(include_str!("../../fixtures/keys/other-2048.pub.pem")).unwrap();
+        let jwt = sign_rs512(&key(), r#"{"alg":"RS512"}"#, r#"{"sub":"bot","exp":12}"#);
         let parsed = parse_login_jwt(&jwt).unwrap();
         assert_eq!(parsed.sub, "bot");
         assert!((parsed.exp - 12.0).abs() < f64::EPSILON);
-        assert!(parsed.signed_by(&key.to_public_key()));
+        assert!(parsed.signed_by(&bot));
+        assert!(!parsed.signed_by(&other));
         let parts: Vec<&str> = jwt.split('.').collect();
         let other_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"bot","exp":13}"#);
         let tampered = format!("{}.{other_claims}.{}", parts[0], parts[2]);
-        assert!(!parse_login_jwt(&tampered).unwrap().signed_by(&key.to_public_key()));
+        assert!(!parse_login_jwt(&tampered).unwrap().signed_by(&bot));
+        // RS256 by the right key over the same input is not RS512.
+        let input = format!("{}.{}", parts[0], parts[1]);
+        let rs256 = key().pkcs1v15_sign::<rsa::sha2::Sha256>(input.as_bytes()).unwrap();
+        let rs256 = format!("{input}.{}", URL_SAFE_NO_PAD.encode(rs256));
+        assert!(!parse_login_jwt(&rs256).unwrap().signed_by(&bot));
+    }
+
+    #[test]
+    fn small_and_non_rsa_keys_are_refused() {
+        let weak = PrivateKey::from_pkcs8_pem(include_str!("../../fixtures/keys/weak-1024.pkcs8.pem")).unwrap();
+        let weak = {
+            use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+            weak.to_public_key().to_public_key_pem(LineEnding::LF).unwrap()
+        };
+        assert!(BotKey::from_spki_pem(&weak).unwrap_err().contains("1024-bit"));
+        assert!(BotKey::from_spki_pem(include_str!("../../fixtures/keys/bot-2048.pkcs8.pem")).is_err());
+    }
+
+    #[test]
+    fn session_tokens_are_hs512_jws() {
+        let key = hmac::Key::new(hmac::HMAC_SHA512, b"test key");
+        let jwt = sign_hs512(&key, &serde_json::json!({"sub":"bot","exp":12}));
+        let (input, tag) = jwt.rsplit_once('.').unwrap();
+        assert!(hmac::verify(&key, input.as_bytes(), &URL_SAFE_NO_PAD.decode(tag).unwrap()).is_ok());
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(header["alg"], "HS512");
     }
 
     #[test]

@@ -3,14 +3,17 @@
 //! It accepts what the real pod accepts and rejects what it rejects:
 //! RS512 login JWTs signed by the key registered for `sub` with `now < exp <= now + 300 s` on the
 //! pod's own, skewable clock; certificate logins whose client-certificate CN is a registered bot,
-//! with no body and no `Content-Type`; session tokens that are RS512 JWTs (with
-//! `canUseSimplifiedKeyDelivery` when configured) and opaque key-manager tokens, both checked by
-//! `/pod/v2/sessioninfo` and `/agent/v1/util/echo`. Faults are scripted per [`Endpoint`].
+//! with no body and no `Content-Type`; RSA logins only with `Content-Type: application/json` (415 otherwise);
+//! session tokens that are JWTs (with `canUseSimplifiedKeyDelivery` when configured) and opaque key-manager
+//! tokens, both checked by `/pod/v2/sessioninfo` and `/agent/v1/util/echo` (whose agent accepts a session without
+//! a key-manager token only under SKD and from version 24.12 on). An optional login rate limit answers 429 with
+//! `Retry-After`. Faults are scripted per [`Endpoint`].
 //!
 //! Three layers:
 //! - [`FakePod`]: pure; [`FakePod::handle`] turns a request into a [`Reply`] at a given time.
-//! - [`FakePodServer`]: the same pod on `127.0.0.1` over HTTP, HTTPS and mutual TLS, on its own
-//!   thread (callers need no async runtime); it stops on drop.
+//! - [`FakePodServer`]: the same pod on `127.0.0.1`, one listener per [`Role`] (pod, key manager, agent over
+//!   HTTP or HTTPS; session auth and key auth over mutual TLS, RSA 4096 certificates by default), so that a
+//!   request sent to the wrong host fails; on its own threads (callers need no async runtime); it stops on drop.
 //! - the `fake-pod` binary, for other languages' test suites.
 //!
 //! ```
@@ -23,6 +26,7 @@
 //!
 //! let login = || {
 //!     http::Request::post("/login/pubkey/authenticate")
+//!         .header("Content-Type", "application/json")
 //!         .body(br#"{"token":"not.a.jwt"}"#.to_vec())
 //!         .unwrap()
 //! };
@@ -46,11 +50,11 @@ mod pod;
 mod reply;
 mod server;
 
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Role};
 pub use error::TestkitError;
-pub use fault::Fault;
-pub use peer::{Listener, Peer};
-pub use pki::ClientIdentity;
-pub use pod::{Counters, DEFAULT_AGENT_VERSION, DEFAULT_SESSION_TTL, FakePod, MAX_JWT_LIFETIME};
+pub use fault::{Fault, RetryAfter};
+pub use peer::Peer;
+pub use pki::{ClientIdentity, PkiKeys};
+pub use pod::{Counters, DEFAULT_AGENT_VERSION, DEFAULT_SESSION_TTL, FakePod, LoginRateLimit, MAX_JWT_LIFETIME};
 pub use reply::Reply;
-pub use server::FakePodServer;
+pub use server::{FakePodServer, FakePodServerBuilder};

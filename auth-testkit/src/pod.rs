@@ -5,17 +5,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{Request, Response, StatusCode};
-use rsa::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
-use rsa::traits::PublicKeyParts as _;
-use rsa::{PrivateKey, PublicKey};
+use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::{HeaderValue, Request, Response, StatusCode};
+use ring::hmac;
 use serde_json::{Value, json};
 
 use crate::endpoint::Endpoint;
 use crate::error::TestkitError;
-use crate::fault::Fault;
-use crate::jwt::{parse_login_jwt, sign_rs512};
+use crate::fault::{Fault, RetryAfter};
+use crate::jwt::{BotKey, parse_login_jwt, sign_hs512};
 use crate::peer::Peer;
 use crate::reply::Reply;
 
@@ -26,9 +24,9 @@ pub const DEFAULT_AGENT_VERSION: &str = "Agent-24.12.0-1000-Linux-fake-pod";
 /// The pod's limit on a login JWT's `exp`: at most this far ahead of its clock (PROTOCOL §5).
 pub const MAX_JWT_LIFETIME: Duration = Duration::from_secs(300);
 
-/// A dedicated, public, test-only key: session tokens must be real RS512 JWTs, and a fixed key keeps
-/// start-up fast (ring cannot generate RSA keys and the rsa crate takes seconds to).
-const SIGNING_KEY_PEM: &str = include_str!("pod-signing-key.pkcs8.pem");
+/// The first agent version that accepts a session without a key-manager token under SKD (PROTOCOL §7): major
+/// and minor.
+const FIRST_SKD_AGENT: (u64, u64) = (24, 12);
 
 /// Bytes a `Fault::Garbage` writes: not a status line, so any HTTP client must fail to parse them.
 const GARBAGE: &[u8] = b"\x16\x03\x01 this is not HTTP \x00\xff\r\n\r\n";
@@ -46,9 +44,30 @@ enum TokenKind {
 /// A registered service account.
 struct Bot {
     user_id: u64,
-    rsa_key: Option<PublicKey>,
+    rsa_key: Option<BotKey>,
     cert: bool,
     active: bool,
+}
+
+/// At most `logins` requests to each login endpoint within any `window`: the rest are answered
+/// 429 with `Retry-After` (whole seconds until a slot frees up, at least 1).
+///
+/// Every login request counts, whether or not its credentials are good (a limiter sits in front of the
+/// service); refused requests do not use up the budget. Each of the four login endpoints has its own budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginRateLimit {
+    /// Logins allowed per window on each login endpoint (0 refuses every login).
+    pub logins: u32,
+    /// The length of the sliding window.
+    pub window: Duration,
+}
+
+impl LoginRateLimit {
+    /// `logins` per `window` on each login endpoint.
+    #[must_use]
+    pub fn new(logins: u32, window: Duration) -> Self {
+        LoginRateLimit { logins, window }
+    }
 }
 
 /// What an issued token stands for.
@@ -109,13 +128,16 @@ pub struct FakePod {
     key_manager_tokens: HashMap<String, Grant>,
     prune_at: usize,
     token_seq: u64,
-    signing_key: PrivateKey,
+    session_mac: hmac::Key,
     random: &'static dyn rustls::crypto::SecureRandom,
     session_ttl: Duration,
     skd: bool,
     agent_version: String,
     clock_skew_secs: i64,
     key_manager_down: bool,
+    login_limit: Option<LoginRateLimit>,
+    /// Pod times of the logins let through within the current window, per login endpoint.
+    recent_logins: BTreeMap<Endpoint, VecDeque<SystemTime>>,
     latency: BTreeMap<Endpoint, Duration>,
     faults: BTreeMap<Endpoint, VecDeque<Fault>>,
     counters: Counters,
@@ -139,6 +161,7 @@ impl fmt::Debug for FakePod {
             .field("agent_version", &self.agent_version)
             .field("clock_skew_secs", &self.clock_skew_secs)
             .field("key_manager_down", &self.key_manager_down)
+            .field("login_limit", &self.login_limit)
             .field("latency", &self.latency)
             .field("faults", &self.faults)
             .field("counters", &self.counters)
@@ -150,21 +173,25 @@ impl FakePod {
     /// A pod with no bots, a one-hour session lifetime, no SKD, no skew and no faults.
     #[must_use]
     pub fn new() -> Self {
-        #[expect(clippy::expect_used, reason = "a constant key checked by the unit tests")]
-        let signing_key = PrivateKey::from_pkcs8_pem(SIGNING_KEY_PEM).expect("the pod key parses");
+        let random = rustls::crypto::ring::default_provider().secure_random;
+        let mut mac_key = [0u8; 64];
+        // The MAC key only makes tokens look signed (nothing verifies them), so a failed RNG may leave it zero.
+        let _ = random.fill(&mut mac_key);
         FakePod {
             bots: BTreeMap::new(),
             sessions: HashMap::new(),
             key_manager_tokens: HashMap::new(),
             prune_at: PRUNE_THRESHOLD,
             token_seq: 0,
-            signing_key,
-            random: rustls::crypto::ring::default_provider().secure_random,
+            session_mac: hmac::Key::new(hmac::HMAC_SHA512, &mac_key),
+            random,
             session_ttl: DEFAULT_SESSION_TTL,
             skd: false,
             agent_version: DEFAULT_AGENT_VERSION.to_owned(),
             clock_skew_secs: 0,
             key_manager_down: false,
+            login_limit: None,
+            recent_logins: BTreeMap::new(),
             latency: BTreeMap::new(),
             faults: BTreeMap::new(),
             counters: Counters::default(),
@@ -181,12 +208,8 @@ impl FakePod {
     /// RSA, or under 2048 bits).
     pub fn add_rsa_bot(&mut self, username: &str, public_key_pem: &str) -> Result<u64, TestkitError> {
         check_bot_name(username)?;
-        let invalid = |reason: String| TestkitError::InvalidPublicKey { username: username.to_owned(), reason };
-        let key = PublicKey::from_public_key_pem(public_key_pem).map_err(|e| invalid(e.to_string()))?;
-        let bits = key.n_bits_precision();
-        if bits < 2048 {
-            return Err(invalid(format!("{bits}-bit key; at least 2048 bits are required")));
-        }
+        let key = BotKey::from_spki_pem(public_key_pem)
+            .map_err(|reason| TestkitError::InvalidPublicKey { username: username.to_owned(), reason })?;
         let bot = self.bot_entry(username);
         bot.rsa_key = Some(key);
         Ok(bot.user_id)
@@ -249,14 +272,22 @@ impl FakePod {
     }
 
     /// Whether session tokens issued from now on carry `canUseSimplifiedKeyDelivery: true`, which
-    /// also lets the agent accept them without a key-manager token.
+    /// also lets an agent of version 24.12 or later accept them without a key-manager token.
     pub fn set_skd(&mut self, skd: bool) {
         self.skd = skd;
     }
 
-    /// The `version` that `GET /agent/v1/info` reports.
+    /// The `version` that `GET /agent/v1/info` reports. An agent before 24.12 (or whose version does not read
+    /// `Agent-MAJOR.MINOR.…`) does not know SKD: it refuses a session without a key-manager token even when the
+    /// session grants SKD, as a real one does.
     pub fn set_agent_version(&mut self, version: impl Into<String>) {
         self.agent_version = version.into();
+    }
+
+    /// Whether the agent's version supports SKD (24.12 or later, PROTOCOL §7).
+    #[must_use]
+    pub fn agent_supports_skd(&self) -> bool {
+        agent_version(&self.agent_version).is_some_and(|version| version >= FIRST_SKD_AGENT)
     }
 
     /// Offsets the pod's clock from the `now` given to [`FakePod::handle`]: positive seconds put it
@@ -357,6 +388,18 @@ impl FakePod {
         self.latency.get(&endpoint).copied().unwrap_or_default()
     }
 
+    /// Limits the rate of logins (see [`LoginRateLimit`]); `None` removes the limit. Setting it starts a new window.
+    pub fn set_login_rate_limit(&mut self, limit: Option<LoginRateLimit>) {
+        self.login_limit = limit;
+        self.recent_logins.clear();
+    }
+
+    /// The login rate limit, if any.
+    #[must_use]
+    pub fn login_rate_limit(&self) -> Option<LoginRateLimit> {
+        self.login_limit
+    }
+
     /// While down, the key manager's logins (`/relay`, `/keyauth`) answer
     /// 503 `{"code":503,"message":"Key manager unavailable"}`; the pod and agent still answer.
     pub fn set_key_manager_down(&mut self, down: bool) {
@@ -379,10 +422,11 @@ impl FakePod {
     // ---- the pod ----------------------------------------------------------------------------
 
     /// Answers one request as the real pod, key manager or agent would, at the caller's `now`
-    /// (the pod adds its clock skew). Faults queued for the endpoint come first; configured latency
+    /// (the pod adds its clock skew). A request that reaches the host of another role (`peer.role`) is
+    /// [`Endpoint::NotFound`] there, answered 404. Faults queued for the endpoint come first; configured latency
     /// wraps the answer in [`Reply::Delayed`]. Header names are case-insensitive.
     pub fn handle(&mut self, now: SystemTime, request: Request<Vec<u8>>, peer: &Peer) -> Reply {
-        let endpoint = Endpoint::classify(request.method(), request.uri().path());
+        let endpoint = Endpoint::routed(request.method(), request.uri().path(), peer.role);
         let now = self.pod_time(now);
         let scripted = self.faults.get_mut(&endpoint).and_then(VecDeque::pop_front);
         let mut reply = match scripted {
@@ -391,7 +435,7 @@ impl FakePod {
         };
         // Every HTTP server stamps its answers with its own clock; clients read it to spot skew.
         if let Reply::Response(response) = &mut reply
-            && let Ok(date) = http::HeaderValue::from_str(&httpdate::fmt_http_date(now))
+            && let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now))
         {
             response.headers_mut().insert(http::header::DATE, date);
         }
@@ -412,10 +456,21 @@ impl FakePod {
         peer: &Peer,
     ) -> Reply {
         match fault {
-            Fault::Status { status, retry_after } => {
+            Fault::Status { status, retry_after, location } => {
                 let mut response = error(status_code(status), "Injected fault");
-                if let Some(seconds) = retry_after {
-                    response.headers_mut().insert(RETRY_AFTER, seconds.into());
+                if let Some(retry_after) = retry_after {
+                    response.headers_mut().insert(RETRY_AFTER, retry_after_value(retry_after, now));
+                }
+                if let Some(location) = location {
+                    match HeaderValue::from_str(&location) {
+                        Ok(value) => {
+                            response.headers_mut().insert(LOCATION, value);
+                        }
+                        Err(_) => {
+                            let message = "Injected fault: its Location is not a valid header value";
+                            return Reply::Response(error(StatusCode::INTERNAL_SERVER_ERROR, message));
+                        }
+                    }
                 }
                 Reply::Response(response)
             }
@@ -447,6 +502,13 @@ impl FakePod {
         if endpoint.is_key_manager() && self.key_manager_down {
             return error(StatusCode::SERVICE_UNAVAILABLE, "Key manager unavailable");
         }
+        if endpoint.is_login()
+            && let Some(wait) = self.rate_limited(endpoint, now)
+        {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too many login attempts");
+            response.headers_mut().insert(RETRY_AFTER, wait.into());
+            return response;
+        }
         match endpoint {
             Endpoint::SessionLogin => self.rsa_login(now, request, TokenKind::Session),
             Endpoint::KeyManagerLogin => self.rsa_login(now, request, TokenKind::KeyManager),
@@ -465,14 +527,37 @@ impl FakePod {
                 }),
             ),
             Endpoint::Health => json(StatusCode::OK, &json!({"status": "UP"})),
-            Endpoint::NotFound => {
-                error(StatusCode::NOT_FOUND, &format!("No route for {} {}", request.method(), request.uri().path()))
-            }
+            Endpoint::NotFound => not_found(request, peer),
         }
+    }
+
+    /// `Some(seconds to wait)` when `endpoint` has used up its login budget; otherwise counts this login.
+    fn rate_limited(&mut self, endpoint: Endpoint, now: SystemTime) -> Option<u64> {
+        let limit = self.login_limit?;
+        let recent = self.recent_logins.entry(endpoint).or_default();
+        // A pod clock moved backwards (negative skew) finds "future" entries: they still count until they age out.
+        while recent.front().is_some_and(|&t| now.duration_since(t).is_ok_and(|age| age >= limit.window)) {
+            recent.pop_front();
+        }
+        if recent.len() < usize::try_from(limit.logins).unwrap_or(usize::MAX) {
+            recent.push_back(now);
+            return None;
+        }
+        // The oldest login's slot frees a window after it; with a budget of 0 there is none, and a client is told
+        // to come back after a window.
+        let start = recent.front().copied().unwrap_or(now);
+        let wait = start.checked_add(limit.window).and_then(|frees| frees.duration_since(now).ok());
+        Some(ceil_secs(wait.unwrap_or(limit.window)).max(1))
     }
 
     /// A1/A2: PROTOCOL §3.1 and §5.
     fn rsa_login(&mut self, now: SystemTime, request: &Request<Vec<u8>>, kind: TokenKind) -> Response<Vec<u8>> {
+        if !is_json_media_type(request.headers().get(CONTENT_TYPE)) {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Media Type: send Content-Type: application/json",
+            );
+        }
         let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(request.body()) else {
             return error(StatusCode::BAD_REQUEST, "Invalid request body: expected JSON {\"token\": ...}");
         };
@@ -548,7 +633,7 @@ impl FakePod {
                 if self.skd {
                     claims["canUseSimplifiedKeyDelivery"] = Value::Bool(true);
                 }
-                let token = sign_rs512(&self.signing_key, &claims);
+                let token = sign_hs512(&self.session_mac, &claims);
                 self.sessions.insert(token.clone(), grant);
                 ("sessionToken", token)
             }
@@ -591,12 +676,13 @@ impl FakePod {
         )
     }
 
-    /// G1: both tokens of the same bot, or the session alone when it was issued with SKD.
+    /// G1: both tokens of the same bot, or the session alone when it was issued with SKD and the agent
+    /// supports SKD (24.12 or later).
     fn echo(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
         let Some(session) = self.live_grant(&self.sessions, request, "sessionToken", now) else {
             return unauthorized("Invalid session");
         };
-        if !session.skd {
+        if !(session.skd && self.agent_supports_skd()) {
             let km = self.live_grant(&self.key_manager_tokens, request, "keyManagerToken", now);
             if km.is_none_or(|km| km.username != session.username) {
                 return unauthorized("Invalid key manager token");
@@ -662,6 +748,51 @@ fn stable_user_id(name: &str, taken: &[u64]) -> u64 {
     id
 }
 
+/// `(major, minor)` of an agent version such as `Agent-24.10.1-815-Linux-...` (PROTOCOL §7: `Agent-(\d+)\.(\d+)\.`).
+fn agent_version(version: &str) -> Option<(u64, u64)> {
+    let rest = version.strip_prefix("Agent-")?;
+    let mut parts = rest.splitn(3, '.');
+    let (major, minor, _) = (parts.next()?, parts.next()?, parts.next()?);
+    let number = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten();
+    Some((number(major)?, number(minor)?))
+}
+
+/// Whether a `Content-Type` names `application/json`, parameters (`; charset=utf-8`) allowed. The comparison is
+/// the whole of media-type matching the fake needs, so no media-type crate is pulled in for it.
+fn is_json_media_type(value: Option<&HeaderValue>) -> bool {
+    let Some(Ok(value)) = value.map(HeaderValue::to_str) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+fn retry_after_value(retry_after: RetryAfter, pod_now: SystemTime) -> HeaderValue {
+    let date = |t: SystemTime| HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok();
+    let value = match retry_after {
+        RetryAfter::Seconds(seconds) => Some(HeaderValue::from(seconds)),
+        RetryAfter::DateIn(after) => pod_now.checked_add(after).and_then(date),
+        RetryAfter::Date(at) => date(at),
+    };
+    // HTTP dates cover years 1970 to 9999; a date beyond them is shown as the latest one.
+    value.unwrap_or_else(|| HeaderValue::from_static("Fri, 31 Dec 9999 23:59:59 GMT"))
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// 404 for an unknown path, or for a path that another host serves (a client sent it to the wrong host).
+fn not_found(request: &Request<Vec<u8>>, peer: &Peer) -> Response<Vec<u8>> {
+    let (method, path) = (request.method(), request.uri().path());
+    let elsewhere = Endpoint::classify(method, path).role().filter(|home| Some(*home) != peer.role);
+    let message = match (peer.role, elsewhere) {
+        (Some(here), Some(home)) => {
+            format!("No route for {method} {path} on the {} host: the {} host serves it", here.name(), home.name())
+        }
+        _ => format!("No route for {method} {path}"),
+    };
+    error(StatusCode::NOT_FOUND, &message)
+}
+
 fn epoch_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -703,6 +834,36 @@ mod tests {
         assert_eq!(pod.add_cert_bot("alice").unwrap(), a);
         assert!(pod.add_cert_bot("../x").is_err());
         assert!(pod.add_cert_bot("").is_err());
+    }
+
+    #[test]
+    fn agent_versions_parse_as_the_bdks_do() {
+        assert_eq!(agent_version("Agent-24.10.1-815-Linux-4.14.314-237.533.amzn2.x86_64"), Some((24, 10)));
+        assert_eq!(agent_version("Agent-2.55.0-SNAPSHOT-Linux-4.4.86+"), Some((2, 55)));
+        assert_eq!(agent_version(DEFAULT_AGENT_VERSION), Some((24, 12)));
+        for bad in ["unknown", "Agent-24", "Agent-24.12", "Agent-.12.0", "agent-24.12.0", "Agent-24.x.0", ""] {
+            assert_eq!(agent_version(bad), None, "{bad}");
+        }
+        let mut pod = FakePod::new();
+        for (version, skd) in [("Agent-24.12.0", true), ("Agent-25.0.0", true), ("Agent-24.13.0", true)] {
+            pod.set_agent_version(version);
+            assert_eq!(pod.agent_supports_skd(), skd, "{version}");
+        }
+        for version in ["Agent-24.11.0", "Agent-23.15.0", "Agent-2.55.0-SNAPSHOT", "unknown"] {
+            pod.set_agent_version(version);
+            assert!(!pod.agent_supports_skd(), "{version}");
+        }
+    }
+
+    #[test]
+    fn json_media_types() {
+        let is_json = |v: &'static str| is_json_media_type(Some(&HeaderValue::from_static(v)));
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/json-patch+json"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+        assert!(!is_json_media_type(None));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The network shell: serves one shared [`FakePod`] on loopback over HTTP, HTTPS and mutual TLS,
-//! from its own thread and tokio runtime, so callers need no runtime; it stops on drop.
+//! The network shell: serves one shared [`FakePod`] on loopback, one listener per [`Role`] (pod, key manager and
+//! agent over plain HTTP or HTTPS; session auth and key auth over mutual TLS), from its own thread and tokio
+//! runtime, so callers need no runtime; it stops on drop.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,36 +20,47 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use symphony_auth_core::{BaseUrl, Endpoints};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Role};
 use crate::error::TestkitError;
 use crate::hijack::{Hijack, HijackIo, SharedHijack};
-use crate::peer::{Listener, Peer};
-use crate::pki::{ClientIdentity, Pki, common_name};
+use crate::peer::Peer;
+use crate::pki::{ClientIdentity, Pki, PkiKeys, common_name};
 use crate::pod::{Counters, FakePod};
 use crate::reply::Reply;
 
 /// Request bodies above this size are refused with 413 before they reach the pod.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
-/// A running fake pod on loopback: three listeners sharing one [`FakePod`].
+/// Worker threads by default: two cores carry more logins than one, and more only add switching on a small box.
+const DEFAULT_WORKERS: usize = 2;
+
+/// A running fake deployment on loopback: one listener per [`Role`], all sharing one [`FakePod`].
 ///
-/// - [`http_url`](Self::http_url): plain HTTP, every endpoint (`/login`, `/relay`, `/pod`, `/agent`,
-///   and the certificate logins, which answer 400 there as no certificate can be presented);
-/// - [`https_url`](Self::https_url): the same over TLS with server authentication only;
-/// - [`mtls_url`](Self::mtls_url): TLS that requires a client certificate signed by the fake's CA
-///   (the handshake fails without one); every endpoint, meant for `/sessionauth` and `/keyauth`.
+/// | role | serves | transport |
+/// |---|---|---|
+/// | [`Role::Pod`] | `/login`, `/pod` | plain HTTP, or HTTPS with [`FakePodServerBuilder::https`] |
+/// | [`Role::KeyManager`] | `/relay` | as the pod |
+/// | [`Role::Agent`] | `/agent` | as the pod |
+/// | [`Role::SessionAuth`] | `/sessionauth` | mutual TLS: the handshake fails without a client certificate signed by the fake's CA |
+/// | [`Role::KeyAuth`] | `/keyauth` | mutual TLS |
 ///
-/// The server certificate is valid for `127.0.0.1` and `localhost` under [`ca_pem`](Self::ca_pem).
-/// Dropping the server stops it and joins its thread; requests in flight are cut off.
+/// A request for a path that another role serves is answered 404, as a real deployment whose services live on
+/// different hosts answers it, so a client that sends a login or a call to the wrong host fails here too.
+/// [`rsa_endpoints`](Self::rsa_endpoints) and [`cert_endpoints`](Self::cert_endpoints) give a client its
+/// configuration ready-made.
+///
+/// TLS certificates are valid for `127.0.0.1` and `localhost` under [`ca_pem`](Self::ca_pem); by default the CA
+/// and client certificates are RSA 4096 ([`PkiKeys`]). Dropping the server stops it and joins its threads;
+/// requests in flight are cut off.
 pub struct FakePodServer {
     shared: Arc<Shared>,
-    http: SocketAddr,
-    https: SocketAddr,
-    mtls: SocketAddr,
+    addrs: [SocketAddr; Role::ALL.len()],
+    https: bool,
     pki: Pki,
     identities: BTreeMap<String, ClientIdentity>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -57,12 +69,58 @@ pub struct FakePodServer {
 
 impl fmt::Debug for FakePodServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakePodServer")
-            .field("http", &self.http)
-            .field("https", &self.https)
-            .field("mtls", &self.mtls)
-            .field("cert_bots", &self.identities.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("FakePodServer");
+        for role in Role::ALL {
+            debug.field(role.name(), &self.url(role));
+        }
+        debug.field("cert_bots", &self.identities.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+/// How to start a [`FakePodServer`]: [`FakePodServer::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `start`"]
+pub struct FakePodServerBuilder {
+    pod: FakePod,
+    bind: SocketAddr,
+    https: bool,
+    keys: PkiKeys,
+    workers: usize,
+}
+
+impl FakePodServerBuilder {
+    /// Serves the pod, key manager and agent over HTTPS (server authentication only) instead of plain HTTP.
+    pub fn https(mut self, https: bool) -> Self {
+        self.https = https;
+        self
+    }
+
+    /// The keys of the CA, server and client certificates (RSA 4096 by default).
+    pub fn pki(mut self, keys: PkiKeys) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The pod's listener binds `addr` (port 0: any free port); every other listener takes a free port on the same
+    /// address. `127.0.0.1:0` by default.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Threads that serve requests (2 by default; at least 1).
+    pub fn worker_threads(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Makes the certificates, binds every listener and starts serving. Every certificate bot registered in the
+    /// pod at this point gets a client certificate ([`FakePodServer::client_identity`]).
+    ///
+    /// # Errors
+    /// Certificate generation, TLS set-up, binding or starting the threads failed.
+    pub fn start(self) -> Result<FakePodServer, TestkitError> {
+        FakePodServer::launch(self)
     }
 }
 
@@ -118,22 +176,29 @@ impl Drop for InFlightGuard<'_> {
 }
 
 impl FakePodServer {
-    /// Serves `pod` on `127.0.0.1`, each listener on a free port. Every certificate bot registered
-    /// in `pod` at this point gets a client certificate ([`client_identity`](Self::client_identity)).
+    /// Serves `pod` on `127.0.0.1` with the defaults: the pod, key manager and agent over plain HTTP, session auth
+    /// and key auth over mutual TLS, an RSA 4096 PKI, each listener on a free port.
     ///
     /// # Errors
-    /// Certificate generation, TLS set-up, binding or starting the thread failed.
+    /// As [`FakePodServerBuilder::start`].
     pub fn start(pod: FakePod) -> Result<Self, TestkitError> {
-        Self::start_on(pod, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+        Self::builder(pod).start()
     }
 
-    /// As [`start`](Self::start), with the plain HTTP listener on `bind`; the two TLS listeners take
-    /// free ports on the same address.
-    ///
-    /// # Errors
-    /// As [`start`](Self::start).
-    pub fn start_on(pod: FakePod, bind: SocketAddr) -> Result<Self, TestkitError> {
-        let pki = Pki::generate()?;
+    /// A server for `pod` to configure before [`start`](FakePodServerBuilder::start).
+    pub fn builder(pod: FakePod) -> FakePodServerBuilder {
+        FakePodServerBuilder {
+            pod,
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            https: false,
+            keys: PkiKeys::default(),
+            workers: DEFAULT_WORKERS,
+        }
+    }
+
+    fn launch(options: FakePodServerBuilder) -> Result<Self, TestkitError> {
+        let FakePodServerBuilder { pod, bind, https, keys, workers } = options;
+        let pki = Pki::generate(keys)?;
         let identities = pod
             .cert_bots()
             .into_iter()
@@ -141,29 +206,37 @@ impl FakePodServer {
             .collect::<Result<BTreeMap<_, _>, TestkitError>>()?;
         let (tls, mtls) = tls_configs(&pki)?;
 
-        let http_listener = bind_listener(bind)?;
-        let https_listener = bind_listener(SocketAddr::new(bind.ip(), 0))?;
-        let mtls_listener = bind_listener(SocketAddr::new(bind.ip(), 0))?;
-        let (http, https, mtls_addr) =
-            (http_listener.local_addr()?, https_listener.local_addr()?, mtls_listener.local_addr()?);
+        let mut sockets = Vec::with_capacity(Role::ALL.len());
+        for role in Role::ALL {
+            let addr = if role == Role::Pod { bind } else { SocketAddr::new(bind.ip(), 0) };
+            let acceptor = if role.requires_client_certificate() {
+                Some(TlsAcceptor::from(Arc::clone(&mtls)))
+            } else {
+                https.then(|| TlsAcceptor::from(Arc::clone(&tls)))
+            };
+            sockets.push((role, bind_listener(addr)?, acceptor));
+        }
+        let mut addrs = [bind; Role::ALL.len()];
+        for (slot, (_, socket, _)) in addrs.iter_mut().zip(&sockets) {
+            *slot = socket.local_addr()?;
+        }
 
         let shared = Arc::new(Shared { pod: Mutex::new(pod), in_flight: InFlight::default() });
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("fake-pod-worker")
+            .enable_all()
+            .build()?;
         let (shutdown, stopped) = oneshot::channel();
         let task_shared = Arc::clone(&shared);
         // `start` returns once every listener listens, so that a caller can connect at once.
         let (ready, listening) = std::sync::mpsc::channel::<Result<(), std::io::Error>>();
         let thread = std::thread::Builder::new().name("fake-pod".to_owned()).spawn(move || {
             runtime.block_on(async move {
-                let listeners = [
-                    (http_listener, Listener::Http, None),
-                    (https_listener, Listener::Https, Some(TlsAcceptor::from(tls))),
-                    (mtls_listener, Listener::MutualTls, Some(TlsAcceptor::from(mtls))),
-                ];
-                for (listener, kind, acceptor) in listeners {
-                    match listener.listen(BACKLOG) {
+                for (role, socket, acceptor) in sockets {
+                    match socket.listen(BACKLOG) {
                         Ok(listener) => {
-                            tokio::spawn(accept_loop(listener, kind, acceptor, Arc::clone(&task_shared)));
+                            tokio::spawn(accept_loop(listener, role, acceptor, Arc::clone(&task_shared)));
                         }
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -172,10 +245,11 @@ impl FakePodServer {
                     }
                 }
                 let _ = ready.send(Ok(()));
-                // Resolves on an explicit stop or when the handle is dropped; the runtime's drop
-                // at the end of the thread then cancels every connection task.
+                // Resolves on an explicit stop or when the handle is dropped; the runtime's drop at the end of the
+                // thread then cancels every connection task and joins the workers.
                 let _ = stopped.await;
             });
+            runtime.shutdown_timeout(Duration::from_secs(5));
         })?;
 
         match listening.recv() {
@@ -183,52 +257,88 @@ impl FakePodServer {
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err(std::io::Error::other("the fake pod's thread ended before listening").into()),
         }
-        Ok(FakePodServer {
-            shared,
-            http,
-            https,
-            mtls: mtls_addr,
-            pki,
-            identities,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        Ok(FakePodServer { shared, addrs, https, pki, identities, shutdown: Some(shutdown), thread: Some(thread) })
     }
 
-    /// `http://127.0.0.1:PORT` of the plain listener (pod, key manager and agent).
+    /// The address of the listener of `role`.
+    #[must_use]
+    pub fn addr(&self, role: Role) -> SocketAddr {
+        self.addrs[role as usize]
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`: the base URL of the listener of `role`.
+    #[must_use]
+    pub fn url(&self, role: Role) -> String {
+        let scheme = if self.https || role.requires_client_certificate() { "https" } else { "http" };
+        url(scheme, self.addr(role))
+    }
+
+    /// The pod's base URL (`/login`, `/pod`).
+    #[must_use]
+    pub fn pod_url(&self) -> String {
+        self.url(Role::Pod)
+    }
+
+    /// The key manager's base URL (`/relay`).
+    #[must_use]
+    pub fn key_manager_url(&self) -> String {
+        self.url(Role::KeyManager)
+    }
+
+    /// The agent's base URL (`/agent`).
+    #[must_use]
+    pub fn agent_url(&self) -> String {
+        self.url(Role::Agent)
+    }
+
+    /// The session-auth host's base URL (`/sessionauth`, mutual TLS).
+    #[must_use]
+    pub fn session_auth_url(&self) -> String {
+        self.url(Role::SessionAuth)
+    }
+
+    /// The key manager's certificate-login base URL (`/keyauth`, mutual TLS).
+    #[must_use]
+    pub fn key_auth_url(&self) -> String {
+        self.url(Role::KeyAuth)
+    }
+
+    /// The pod's base URL, under its old name.
+    #[doc(hidden)]
     #[must_use]
     pub fn http_url(&self) -> String {
-        url("http", self.http)
+        self.pod_url()
     }
 
-    /// `https://127.0.0.1:PORT` of the server-TLS listener.
+    /// Whether the pod, key manager and agent are served over HTTPS.
     #[must_use]
-    pub fn https_url(&self) -> String {
-        url("https", self.https)
-    }
-
-    /// `https://127.0.0.1:PORT` of the listener that requires a client certificate.
-    #[must_use]
-    pub fn mtls_url(&self) -> String {
-        url("https", self.mtls)
-    }
-
-    /// The address of the plain HTTP listener.
-    #[must_use]
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http
-    }
-
-    /// The address of the server-TLS listener.
-    #[must_use]
-    pub fn https_addr(&self) -> SocketAddr {
+    pub fn is_https(&self) -> bool {
         self.https
     }
 
-    /// The address of the mutual-TLS listener.
+    /// A client's endpoints for an RSA bot: the pod, the key manager (`/relay`), the agent, and the session-auth
+    /// host (which RSA logins do not use).
     #[must_use]
-    pub fn mtls_addr(&self) -> SocketAddr {
-        self.mtls
+    pub fn rsa_endpoints(&self) -> Endpoints {
+        self.endpoints(Role::KeyManager)
+    }
+
+    /// A client's endpoints for a certificate bot: the pod, the agent, the session-auth host, and the key manager
+    /// at the key-auth listener (a client's key-manager base URL serves its certificate login, `/keyauth`).
+    #[must_use]
+    pub fn cert_endpoints(&self) -> Endpoints {
+        self.endpoints(Role::KeyAuth)
+    }
+
+    #[expect(clippy::expect_used, reason = "an IP address and a port always make a valid base URL")]
+    fn endpoints(&self, key_manager: Role) -> Endpoints {
+        let base = |which: &'static str, role: Role| BaseUrl::parse(which, &self.url(role)).expect("a base URL");
+        // From `single`, then field by field: a field later added to `Endpoints` still gets a sensible value.
+        let mut endpoints = Endpoints::single(&self.pod_url()).expect("a base URL");
+        endpoints.key_manager = base("keyManager", key_manager);
+        endpoints.session_auth = base("sessionAuth", Role::SessionAuth);
+        endpoints.agent = base("agent", Role::Agent);
+        endpoints
     }
 
     /// The CA certificate (PEM) that signed the server and client certificates.
@@ -237,13 +347,13 @@ impl FakePodServer {
         self.pki.ca_pem()
     }
 
-    /// The client certificate generated at start for certificate bot `name`.
+    /// The client certificate made at start for certificate bot `name`.
     #[must_use]
     pub fn client_identity(&self, name: &str) -> Option<&ClientIdentity> {
         self.identities.get(name)
     }
 
-    /// Every client certificate generated at start, in name order.
+    /// Every client certificate made at start, in name order.
     pub fn client_identities(&self) -> impl Iterator<Item = &ClientIdentity> {
         self.identities.values()
     }
@@ -347,7 +457,7 @@ fn tls_configs(pki: &Pki) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), Test
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    kind: Listener,
+    role: Role,
     acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
@@ -355,7 +465,7 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, kind, acceptor.clone(), Arc::clone(&shared)));
+                tokio::spawn(connection(stream, role, acceptor.clone(), Arc::clone(&shared)));
             }
             // Out of file descriptors and the like: back off instead of spinning.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -363,15 +473,15 @@ async fn accept_loop(
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, kind: Listener, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
+async fn connection(stream: tokio::net::TcpStream, role: Role, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
     match acceptor {
-        None => serve_connection(stream, Peer::without_certificate(kind), shared).await,
+        None => serve_connection(stream, Peer::on(role), shared).await,
         Some(acceptor) => {
-            // A failed handshake (no or untrusted client certificate on the mTLS listener) ends here.
+            // A failed handshake (no or untrusted client certificate on the mTLS listeners) ends here.
             let Ok(tls) = acceptor.accept(stream).await else { return };
             let client_cn =
                 tls.get_ref().1.peer_certificates().and_then(<[_]>::first).and_then(|cert| common_name(cert));
-            serve_connection(tls, Peer { listener: kind, client_cn }, shared).await;
+            serve_connection(tls, Peer { role: Some(role), client_cn }, shared).await;
         }
     }
 }
@@ -393,7 +503,7 @@ async fn answer(
     shared: Arc<Shared>,
     hijack: SharedHijack,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let endpoint = Endpoint::classify(request.method(), request.uri().path());
+    let endpoint = Endpoint::routed(request.method(), request.uri().path(), peer.role);
     let _in_flight = shared.in_flight.enter(endpoint);
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {

@@ -90,13 +90,17 @@ fn binary_serves_rsa_and_certificate_logins_then_exits_on_stdin_close() {
     ]);
     let keys: Vec<&str> = ready.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 6, "{ready}");
-    let pod = ready["pod"].as_str().unwrap();
-    assert!(pod.starts_with("http://127.0.0.1:"));
-    assert_eq!(ready["key_manager"], pod);
-    assert_eq!(ready["agent"], pod);
-    let session_auth = ready["session_auth"].as_str().unwrap();
-    assert!(session_auth.starts_with("https://127.0.0.1:"));
-    assert_eq!(ready["key_auth"], session_auth);
+    let url = |role: &str| ready[role].as_str().unwrap_or_else(|| panic!("no {role} in {ready}")).to_owned();
+    let (pod, km, agent_url, session_auth, key_auth) =
+        (url("pod"), url("key_manager"), url("agent"), url("session_auth"), url("key_auth"));
+    for plain in [&pod, &km, &agent_url] {
+        assert!(plain.starts_with("http://127.0.0.1:"), "{ready}");
+    }
+    for mutual in [&session_auth, &key_auth] {
+        assert!(mutual.starts_with("https://127.0.0.1:"), "{ready}");
+    }
+    let distinct: std::collections::BTreeSet<&String> = [&pod, &km, &agent_url, &session_auth, &key_auth].into();
+    assert_eq!(distinct.len(), 5, "one listener per role: {ready}");
     let ca_path = PathBuf::from(ready["ca_cert"].as_str().unwrap());
     assert!(ca_path.is_absolute());
     assert_eq!(ca_path, dir.0.canonicalize().unwrap().join("ca.pem"));
@@ -113,6 +117,13 @@ fn binary_serves_rsa_and_certificate_logins_then_exits_on_stdin_close() {
     let claims = claims(body["token"].as_str().unwrap());
     assert_eq!(claims["canUseSimplifiedKeyDelivery"], true);
     assert!(claims["exp"].as_u64().unwrap() <= secs(SystemTime::now()) + 120);
+    // Not on the key manager's host.
+    let (status, _) = read(
+        http.post(format!("{km}/login/pubkey/authenticate"))
+            .header("Content-Type", "application/json")
+            .send(json!({ "token": jwt }).to_string()),
+    );
+    assert_eq!(status, 404);
 
     // Certificate login over mutual TLS with the written files.
     let ca = std::fs::read_to_string(&ca_path).unwrap();
@@ -124,8 +135,15 @@ fn binary_serves_rsa_and_certificate_logins_then_exits_on_stdin_close() {
     let mtls = agent(Some(&ca), Some((&cert, &key_pem)));
     let (status, body) = read(mtls.post(format!("{session_auth}/sessionauth/v1/authenticate")).send_empty());
     assert_eq!((status, body["name"].as_str()), (200, Some("sessionToken")), "{body}");
-    let (status, body) = read(mtls.post(format!("{session_auth}/keyauth/v1/authenticate")).send_empty());
+    let (status, body) = read(mtls.post(format!("{key_auth}/keyauth/v1/authenticate")).send_empty());
     assert_eq!((status, body["name"].as_str()), (200, Some("keyManagerToken")));
+    assert_eq!(read(mtls.post(format!("{session_auth}/keyauth/v1/authenticate")).send_empty()).0, 404);
+    // The client certificate is RSA 4096 unless --ecdsa.
+    {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        assert_eq!(rsa::PrivateKey::from_pkcs8_pem(&key_pem).unwrap().n_bits_precision(), 4096);
+    }
     assert!(agent(Some(&ca), None).post(format!("{session_auth}/sessionauth/v1/authenticate")).send_empty().is_err());
 
     // Closing stdin stops it, cleanly.
@@ -148,6 +166,62 @@ fn without_tls_dir_ca_cert_is_null_and_latency_applies() {
 }
 
 #[test]
+fn https_ecdsa_rate_limit_and_agent_version_flags() {
+    let dir = TempDir::new("https");
+    let pub_key = format!("bot={}", fixture("bot-2048.pub.pem"));
+    let (mut running, ready) = start(&[
+        "--rsa-bot",
+        &pub_key,
+        "--cert-bot",
+        "certbot",
+        "--tls-dir",
+        dir.0.to_str().unwrap(),
+        "--https",
+        "--ecdsa",
+        "--skd",
+        "--agent-version",
+        "Agent-24.11.0",
+        "--login-rate-limit",
+        "1/60",
+    ]);
+    for role in ["pod", "key_manager", "agent", "session_auth", "key_auth"] {
+        assert!(ready[role].as_str().unwrap().starts_with("https://127.0.0.1:"), "{ready}");
+    }
+    let ca = std::fs::read_to_string(ready["ca_cert"].as_str().unwrap()).unwrap();
+    let key_pem = std::fs::read_to_string(dir.0.join("certbot-key.pem")).unwrap();
+    {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        assert!(rsa::PrivateKey::from_pkcs8_pem(&key_pem).is_err(), "--ecdsa: not an RSA key");
+    }
+    let https = agent(Some(&ca), None);
+    let login = || {
+        let jwt = login_jwt(&key(BOT_2048_KEY), "bot", secs(SystemTime::now()) + 240);
+        https
+            .post(format!("{}/login/pubkey/authenticate", ready["pod"].as_str().unwrap()))
+            .header("Content-Type", "application/json")
+            .send(json!({ "token": jwt }).to_string())
+            .unwrap()
+    };
+    let mut first = login();
+    assert_eq!(first.status().as_u16(), 200);
+    let session: Value = serde_json::from_str(&first.body_mut().read_to_string().unwrap()).unwrap();
+    let second = login();
+    assert_eq!(second.status().as_u16(), 429);
+    assert!(second.headers()["retry-after"].to_str().unwrap().parse::<u64>().is_ok_and(|s| (59..=60).contains(&s)));
+    // An SKD session alone is refused by an agent before 24.12.
+    let (status, body) = read(
+        https
+            .post(format!("{}/agent/v1/util/echo", ready["agent"].as_str().unwrap()))
+            .header("sessionToken", session["token"].as_str().unwrap())
+            .header("Content-Type", "application/json")
+            .send(r#"{"message":"hi"}"#),
+    );
+    assert_eq!((status, body["message"].as_str()), (401, Some("Invalid key manager token")));
+    drop(running.0.stdin.take());
+    assert!(wait_exit(&mut running.0, Duration::from_secs(10)).is_some_and(|s| s.success()));
+}
+
+#[test]
 fn bad_arguments_exit_2_with_one_line_on_stderr() {
     let missing = format!("bot={}", fixture("does-not-exist.pem"));
     let private = format!("bot={}", fixture("bot-2048.pkcs8.pem"));
@@ -162,6 +236,13 @@ fn bad_arguments_exit_2_with_one_line_on_stderr() {
         &["--session-ttl", "0"],
         &["--latency-ms", "soon"],
         &["--skd=yes"],
+        &["--https"],
+        &["--ecdsa=1"],
+        &["--agent-version"],
+        &["--login-rate-limit", "10"],
+        &["--login-rate-limit", "ten/1"],
+        &["--login-rate-limit", "10/0"],
+        &["--login-rate-limit=5/x"],
     ];
     for args in cases {
         let output = Command::new(BIN).args(*args).stdin(Stdio::null()).output().unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use symphony_auth_testkit::{Endpoint, FakePod, Peer, TestkitError};
+use symphony_auth_testkit::{Endpoint, FakePod, Fault, Peer, Role, TestkitError};
 
 const LOGIN: &str = "/login/pubkey/authenticate";
 const RELAY: &str = "/relay/pubkey/authenticate";
@@ -143,7 +143,8 @@ fn malformed_bodies_and_jwts() {
         error(&reply, 400);
     }
     for body in [json!({}), json!({"token": 5}), json!({"jwt": "a.b.c"})] {
-        let reply = pod.handle(t0(), post(LOGIN, &[], body.to_string().as_bytes()), &peer);
+        let reply =
+            pod.handle(t0(), post(LOGIN, &[("Content-Type", "application/json")], body.to_string().as_bytes()), &peer);
         error(&reply, 401);
     }
     let good = login_jwt(&key(BOT_2048_KEY), "bot", secs(t0()) + 240);
@@ -158,6 +159,24 @@ fn malformed_bodies_and_jwts() {
     ] {
         error(&login(&mut pod, LOGIN, &jwt), 401);
     }
+}
+
+#[test]
+fn rsa_logins_need_a_json_content_type() {
+    let mut pod = pod();
+    let peer = Peer::in_process();
+    let body = json!({ "token": login_jwt(&key(BOT_2048_KEY), "bot", secs(t0()) + 240) }).to_string();
+    for path in [LOGIN, RELAY] {
+        for headers in [&[][..], &[("Content-Type", "text/plain")], &[("Content-Type", "application/jsonx")]] {
+            let reply = pod.handle(t0(), post(path, headers, body.as_bytes()), &peer);
+            assert!(error(&reply, 415).contains("application/json"), "{path} {headers:?}");
+        }
+        // Parameters and case do not matter.
+        let utf8 = [("content-type", "Application/JSON; charset=UTF-8")];
+        assert_eq!(pod.handle(t0(), post(path, &utf8, body.as_bytes()), &peer).status(), Some(200), "{path}");
+    }
+    assert_eq!(pod.counters().responses(Endpoint::SessionLogin, 415), 3);
+    assert_eq!(pod.live_sessions(t0()), 1, "a refused login issues nothing");
 }
 
 #[test]
@@ -214,4 +233,36 @@ fn session_lifetime_is_configurable() {
         token(&login(&mut pod, LOGIN, &login_jwt(&key(BOT_2048_KEY), "bot", secs(t0()) + 240)), "sessionToken");
     assert_eq!(claims(&session)["exp"], secs(t0()) + 90);
     assert_eq!(pod.counters().responses(Endpoint::SessionLogin, 200), 1);
+}
+
+#[test]
+fn a_request_on_another_roles_host_is_not_found_there() {
+    let mut pod = pod();
+    let jwt = login_jwt(&key(BOT_2048_KEY), "bot", secs(t0()) + 240);
+    // A fault scripted for the login does not fire for a login that never reaches the login service.
+    pod.inject(Endpoint::SessionLogin, 1, Fault::status(503));
+    for role in [Role::KeyManager, Role::Agent, Role::SessionAuth, Role::KeyAuth] {
+        let reply = pod.handle(t0(), rsa_login(LOGIN, &jwt), &Peer::on(role));
+        let message = error(&reply, 404);
+        assert!(message.contains("the pod host serves it"), "{role:?}: {message}");
+    }
+    assert_eq!(pod.pending_faults(Endpoint::SessionLogin), 1);
+    assert_eq!(pod.counters().requests(Endpoint::SessionLogin), 0);
+    assert_eq!(pod.counters().responses(Endpoint::NotFound, 404), 4);
+    error(&pod.handle(t0(), rsa_login(LOGIN, &jwt), &Peer::on(Role::Pod)), 503);
+    token(&pod.handle(t0(), rsa_login(LOGIN, &jwt), &Peer::on(Role::Pod)), "sessionToken");
+    token(&pod.handle(t0(), rsa_login(RELAY, &jwt), &Peer::on(Role::KeyManager)), "keyManagerToken");
+    error(&pod.handle(t0(), rsa_login(RELAY, &jwt), &Peer::on(Role::Pod)), 404);
+
+    // Certificate logins: each on its own mutual-TLS host.
+    let on = |role| Peer { role: Some(role), client_cn: Some("certbot".to_owned()) };
+    token(&pod.handle(t0(), post(SESSIONAUTH, &[], b""), &on(Role::SessionAuth)), "sessionToken");
+    token(&pod.handle(t0(), post(KEYAUTH, &[], b""), &on(Role::KeyAuth)), "keyManagerToken");
+    error(&pod.handle(t0(), post(KEYAUTH, &[], b""), &on(Role::SessionAuth)), 404);
+    error(&pod.handle(t0(), post(SESSIONAUTH, &[], b""), &on(Role::KeyAuth)), 404);
+    // An unknown path is plain 404 on every host.
+    assert_eq!(
+        error(&pod.handle(t0(), get("/pod/v9/nothing", &[]), &Peer::on(Role::Pod)), 404),
+        "No route for GET /pod/v9/nothing"
+    );
 }

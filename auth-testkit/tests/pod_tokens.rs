@@ -125,6 +125,24 @@ fn with_skd_the_session_alone_passes_echo() {
 }
 
 #[test]
+fn with_skd_an_agent_before_24_12_still_needs_the_key_manager_token() {
+    let mut pod = pod();
+    pod.set_skd(true);
+    let (session, km) = tokens(&mut pod, "bot", BOT_2048_KEY);
+    for old in ["Agent-24.11.0-100-Linux", "Agent-23.15.0", "Agent-2.55.0-SNAPSHOT-Linux-4.4.86+", "unknown"] {
+        pod.set_agent_version(old);
+        assert_eq!(error(&echo(&mut pod, &session, None), 401), "Invalid key manager token", "{old}");
+        error(&echo(&mut pod, &session, Some("")), 401);
+        // With its key-manager token the SKD session passes, as on any agent.
+        assert_eq!(echo(&mut pod, &session, Some(&km)).status(), Some(200), "{old}");
+    }
+    for new in ["Agent-24.12.0", "Agent-24.12.3-1-Linux", "Agent-25.1.0"] {
+        pod.set_agent_version(new);
+        assert_eq!(echo(&mut pod, &session, None).status(), Some(200), "{new}");
+    }
+}
+
+#[test]
 fn expire_now_per_token_kind_and_for_all() {
     let mut pod = pod();
     let (session, km) = tokens(&mut pod, "bot", BOT_2048_KEY);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use symphony_auth_async::Bot;
-use symphony_auth_core::{Config, Endpoints, RsaSigner};
+use symphony_auth_core::{Config, RsaSigner};
 use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const BOT: &str = "bench.bot";
@@ -45,9 +45,7 @@ struct Bench {
 
 impl Bench {
     fn config(&self, parallel: bool) -> Config {
-        Config::rsa(Endpoints::single(&self.server.http_url()).unwrap(), BOT, self.signer.clone())
-            .unwrap()
-            .with_parallel_login(parallel)
+        Config::rsa(self.server.rsa_endpoints(), BOT, self.signer.clone()).unwrap().with_parallel_login(parallel)
     }
 
     fn set_login_latency(&self, latency: Duration) {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use symphony_auth_blocking::Bot;
-use symphony_auth_blocking::symphony_auth_core::{self, Config, Endpoints, RsaSigner};
+use symphony_auth_blocking::symphony_auth_core::{self, Config, RsaSigner};
 use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const KEYS: [(u32, &[u8], &str); 2] = [
@@ -54,8 +54,7 @@ fn server(public_key: &str, latency: Duration) -> FakePodServer {
 }
 
 fn bot(server: &FakePodServer, signer: &Arc<RsaSigner>, parallel: bool) -> Bot {
-    let endpoints = Endpoints::single(&server.http_url()).expect("loopback URL");
-    let config = Config::rsa(endpoints, "bench-bot", Arc::<RsaSigner>::clone(signer)).expect("config");
+    let config = Config::rsa(server.rsa_endpoints(), "bench-bot", Arc::<RsaSigner>::clone(signer)).expect("config");
     Bot::builder(config.with_parallel_login(parallel)).seed(1).build().expect("bot builds")
 }
 

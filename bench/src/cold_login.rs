@@ -22,10 +22,10 @@ const LATENCIES_MS: [u64; 2] = [0, 50];
 const MODES: [(&str, bool); 2] = [("parallel", true), ("sequential", false)];
 
 fn blocking(server: &FakePodServer, signer: &Arc<dyn JwtSigner>, parallel: bool) -> Summary {
-    let url = server.http_url();
+    let endpoints = server.rsa_endpoints();
     let once = || {
         let started = Instant::now();
-        let bot = fixture::blocking_bot(fixture::config(&url, Arc::clone(signer), parallel));
+        let bot = fixture::blocking_bot(fixture::config(&endpoints, Arc::clone(signer), parallel));
         bot.tokens().expect("cold login (blocking)");
         started.elapsed()
     };
@@ -35,11 +35,11 @@ fn blocking(server: &FakePodServer, signer: &Arc<dyn JwtSigner>, parallel: bool)
 }
 
 fn asynchronous(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>, parallel: bool) -> Summary {
-    let url = server.http_url();
+    let endpoints = server.rsa_endpoints();
     rt.block_on(async {
         let once = || async {
             let started = Instant::now();
-            let bot = fixture::async_bot(fixture::config(&url, Arc::clone(signer), parallel));
+            let bot = fixture::async_bot(fixture::config(&endpoints, Arc::clone(signer), parallel));
             bot.tokens().await.expect("cold login (async)");
             started.elapsed()
         };

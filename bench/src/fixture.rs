@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use symphony_auth_core::{Config, Endpoints, JwtSigner, USER_AGENT_VALUE};
+use symphony_auth_core::{BaseUrl, Config, Endpoints, JwtSigner, USER_AGENT_VALUE};
 use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 /// The bot's name on the fake.
@@ -36,11 +36,10 @@ pub(crate) fn set_login_latency(server: &FakePodServer, latency: Duration) {
     pod.set_latency(Endpoint::KeyManagerLogin, latency);
 }
 
-/// An RSA configuration for [`BOT`] against `url` (pod, key manager and agent all there, plain HTTP: the bench
-/// measures authentication, not TLS handshakes).
-pub(crate) fn config(url: &str, signer: Arc<dyn JwtSigner>, parallel: bool) -> Config {
-    let endpoints = Endpoints::single(url).expect("a loopback URL");
-    Config::rsa(endpoints, BOT, signer).expect("a valid configuration").with_parallel_login(parallel)
+/// An RSA configuration for [`BOT`] against `endpoints` (the fake's pod, key manager and agent, plain HTTP: the
+/// bench measures authentication, not TLS handshakes).
+pub(crate) fn config(endpoints: &Endpoints, signer: Arc<dyn JwtSigner>, parallel: bool) -> Config {
+    Config::rsa(endpoints.clone(), BOT, signer).expect("a valid configuration").with_parallel_login(parallel)
 }
 
 pub(crate) fn blocking_bot(config: Config) -> symphony_auth_blocking::Bot {
@@ -100,11 +99,11 @@ pub(crate) fn bare_reqwest() -> reqwest::Client {
 /// The argument that makes this binary serve a fake pod instead of benchmarking (see [`ChildPod`]).
 pub(crate) const CHILD_FLAG: &str = "--serve-fake-pod";
 
-/// The child's side: serve a fake pod with [`BOT`] (4096-bit key), print its URL, and stop when the parent closes
-/// our standard input.
+/// The child's side: serve a fake pod with [`BOT`] (4096-bit key), print the URLs of its pod, key manager and
+/// agent on one line, and stop when the parent closes our standard input.
 pub(crate) fn serve_fake_pod_child() {
     let server = fake_pod(KEY_4096.1);
-    println!("{}", server.http_url());
+    println!("{} {} {}", server.pod_url(), server.key_manager_url(), server.agent_url());
     std::io::stdout().flush().expect("stdout");
     // Blocks until the parent closes the pipe (or dies).
     let _ = std::io::stdin().lines().count();
@@ -119,7 +118,7 @@ pub(crate) fn serve_fake_pod_child() {
 pub(crate) struct ChildPod {
     child: Child,
     stdin: Option<ChildStdin>,
-    pub(crate) url: String,
+    pub(crate) endpoints: Endpoints,
 }
 
 impl ChildPod {
@@ -132,10 +131,16 @@ impl ChildPod {
             .spawn()
             .expect("the fake-pod child starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut url = String::new();
-        BufReader::new(stdout).read_line(&mut url).expect("the child prints its URL");
+        let mut urls = String::new();
+        BufReader::new(stdout).read_line(&mut urls).expect("the child prints its URLs");
+        let mut urls = urls.split_whitespace();
+        let mut base = |which| BaseUrl::parse(which, urls.next().expect("three URLs")).expect("a loopback URL");
+        let (pod, key_manager, agent) = (base("pod"), base("keyManager"), base("agent"));
+        let mut endpoints = Endpoints::single(&pod.to_string()).expect("a loopback URL");
+        endpoints.key_manager = key_manager;
+        endpoints.agent = agent;
         let stdin = child.stdin.take();
-        ChildPod { child, stdin, url: url.trim().to_owned() }
+        ChildPod { child, stdin, endpoints }
     }
 }
 

@@ -46,9 +46,9 @@ struct PerBot {
     retained_after_drop_per_bot: f64,
 }
 
-fn blocking(url: &str, signer: &Arc<dyn JwtSigner>, parallel: bool) -> PerBot {
+fn blocking(endpoints: &Endpoints, signer: &Arc<dyn JwtSigner>, parallel: bool) -> PerBot {
     let make = || {
-        let bot = fixture::blocking_bot(fixture::config(url, Arc::clone(signer), parallel));
+        let bot = fixture::blocking_bot(fixture::config(endpoints, Arc::clone(signer), parallel));
         bot.tokens().expect("login");
         bot
     };
@@ -61,9 +61,9 @@ fn blocking(url: &str, signer: &Arc<dyn JwtSigner>, parallel: bool) -> PerBot {
     per_bot(before, after, dropped)
 }
 
-fn asynchronous(rt: &Runtime, url: &str, signer: &Arc<dyn JwtSigner>, parallel: bool) -> PerBot {
+fn asynchronous(rt: &Runtime, endpoints: &Endpoints, signer: &Arc<dyn JwtSigner>, parallel: bool) -> PerBot {
     let make = || async {
-        let bot = fixture::async_bot(fixture::config(url, Arc::clone(signer), parallel));
+        let bot = fixture::async_bot(fixture::config(endpoints, Arc::clone(signer), parallel));
         bot.tokens().await.expect("login");
         bot
     };
@@ -95,7 +95,7 @@ fn per_bot(before: isize, after: isize, dropped: isize) -> PerBot {
 /// token signing, loopback HTTP).
 fn logins_per_second(clients: usize, signer: &dyn JwtSigner) -> (f64, u64) {
     let server = fixture::fake_pod(KEY_4096.1);
-    let endpoints = Endpoints::single(&server.http_url()).expect("loopback URL");
+    let endpoints = server.rsa_endpoints();
     let now = UnixTime::from_system_time(SystemTime::now());
     let jwt = login_jwt(BOT, now, DEFAULT_JWT_LIFETIME, signer).expect("signs");
     let request = rsa_login(LoginEndpoint::RsaSession, &endpoints, &jwt);
@@ -129,8 +129,8 @@ pub(crate) fn run(rt: &Runtime) -> (Value, Value) {
     let child = ChildPod::start();
     let mut measured = Vec::new();
     for (mode, parallel) in [("parallel", true), ("sequential", false)] {
-        measured.push(("blocking", mode, blocking(&child.url, &signer, parallel)));
-        measured.push(("async", mode, asynchronous(rt, &child.url, &signer, parallel)));
+        measured.push(("blocking", mode, blocking(&child.endpoints, &signer, parallel)));
+        measured.push(("async", mode, asynchronous(rt, &child.endpoints, &signer, parallel)));
     }
     drop(child);
     let mut table = Table::new(

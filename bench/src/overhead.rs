@@ -38,10 +38,10 @@ fn headers(tokens: &Tokens) -> (String, String) {
 type Pair = (Vec<Duration>, Vec<Duration>);
 
 fn blocking_send(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, symphony_auth_blocking::Bot) {
-    let bot = fixture::blocking_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
+    let bot = fixture::blocking_bot(fixture::config(&server.rsa_endpoints(), Arc::clone(signer), true));
     let agent = fixture::bare_ureq();
     let (session, km) = headers(&bot.tokens().expect("login"));
-    let url = format!("{}/agent/v1/util/echo", server.http_url());
+    let url = format!("{}/agent/v1/util/echo", server.agent_url());
     let via_bot = || {
         let response = bot.send(echo(bot.config().endpoints(), "bench")).expect("bot echo");
         assert_eq!(response.status(), 200);
@@ -80,9 +80,9 @@ fn blocking_send(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, 
 }
 
 fn async_send(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> (Pair, symphony_auth_async::Bot) {
-    let bot = fixture::async_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
+    let bot = fixture::async_bot(fixture::config(&server.rsa_endpoints(), Arc::clone(signer), true));
     let client = fixture::bare_reqwest();
-    let url = format!("{}/agent/v1/util/echo", server.http_url());
+    let url = format!("{}/agent/v1/util/echo", server.agent_url());
     let pair = rt.block_on(async {
         let (session, km) = headers(&bot.tokens().await.expect("login"));
         let via_bot = || async {

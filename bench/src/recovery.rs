@@ -23,7 +23,7 @@ const RUNS: usize = 25;
 type Samples = (Vec<Duration>, Vec<Duration>, Vec<Duration>);
 
 fn blocking(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> Samples {
-    let bot = fixture::blocking_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
+    let bot = fixture::blocking_bot(fixture::config(&server.rsa_endpoints(), Arc::clone(signer), true));
     let call = || {
         let response = bot.send(echo(bot.config().endpoints(), "bench")).expect("echo (blocking)");
         assert_eq!(response.status(), 200);
@@ -46,7 +46,7 @@ fn blocking(server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> Samples {
 }
 
 fn asynchronous(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>) -> Samples {
-    let bot = fixture::async_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
+    let bot = fixture::async_bot(fixture::config(&server.rsa_endpoints(), Arc::clone(signer), true));
     rt.block_on(async {
         let call = || async {
             let response = bot.send(echo(bot.config().endpoints(), "bench")).await.expect("echo (async)");

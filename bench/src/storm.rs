@@ -64,7 +64,7 @@ fn arm(server: &FakePodServer, echo_latency: Duration) {
 }
 
 fn async_storm(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>, echo_latency: Duration) -> Outcome {
-    let bot = fixture::async_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
+    let bot = fixture::async_bot(fixture::config(&server.rsa_endpoints(), Arc::clone(signer), true));
     let round = || async {
         let start = Arc::new(tokio::sync::Barrier::new(TASKS + 1));
         let tasks: Vec<_> = (0..TASKS)
@@ -96,7 +96,7 @@ fn async_storm(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>
 }
 
 fn blocking_storm(server: &FakePodServer, signer: &Arc<dyn JwtSigner>, echo_latency: Duration) -> Outcome {
-    let bot = fixture::blocking_bot(fixture::config(&server.http_url(), Arc::clone(signer), true));
+    let bot = fixture::blocking_bot(fixture::config(&server.rsa_endpoints(), Arc::clone(signer), true));
     let round = || {
         let start = Barrier::new(THREADS + 1);
         std::thread::scope(|scope| {

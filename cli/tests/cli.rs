@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use symphony_auth_blocking::symphony_auth_core::{LoginMethod, UnixTime, login_jwt};
-use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, Role};
 
 const BOT: &str = "bot";
 const CERT_BOT: &str = "cert-bot";
@@ -19,11 +19,27 @@ const PUB_2048: &str = include_str!("../../fixtures/keys/bot-2048.pub.pem");
 
 /// A fake pod with RSA bot `bot` and certificate bot `cert-bot`, adjusted by `configure`, served on loopback.
 fn server(configure: impl FnOnce(&mut FakePod)) -> FakePodServer {
+    FakePodServer::start(pod(configure)).expect("fake pod starts")
+}
+
+/// As [`server`], with the pod, key manager and agent over HTTPS under the fake's CA.
+fn https_server(configure: impl FnOnce(&mut FakePod)) -> FakePodServer {
+    FakePodServer::builder(pod(configure)).https(true).start().expect("fake pod starts")
+}
+
+fn pod(configure: impl FnOnce(&mut FakePod)) -> FakePod {
     let mut pod = FakePod::new();
     pod.add_rsa_bot(BOT, PUB_2048).expect("fixture key registers");
     pod.add_cert_bot(CERT_BOT).expect("cert bot registers");
     configure(&mut pod);
-    FakePodServer::start(pod).expect("fake pod starts")
+    pod
+}
+
+/// The ports of the pod, the key manager and the agent.
+type Ports = (u16, u16, u16);
+
+fn ports(server: &FakePodServer) -> Ports {
+    (server.addr(Role::Pod).port(), server.addr(Role::KeyManager).port(), server.addr(Role::Agent).port())
 }
 
 /// A run of the binary that takes longer than this has hung: it is killed and the test fails.
@@ -121,11 +137,12 @@ fn fixture(name: &str) -> String {
     format!("{}/../fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A BDK YAML for RSA bot `bot` with `key`, every service at `scheme://127.0.0.1:port`, one attempt per login.
-fn rsa_config(test: &str, scheme: &str, port: u16, key: &str) -> PathBuf {
+/// A BDK YAML for RSA bot `bot` with `key`, the pod, key manager and agent at `scheme://127.0.0.1` on `ports`, one
+/// attempt per login.
+fn rsa_config(test: &str, scheme: &str, (pod, key_manager, agent): Ports, key: &str) -> PathBuf {
     let yaml = format!(
-        "scheme: {scheme}\nhost: 127.0.0.1\nport: {port}\nbot:\n  username: {BOT}\n  privateKey:\n    path: {}\n\
-         retry:\n  maxAttempts: 1\ndatafeed:\n  version: v2\n",
+        "scheme: {scheme}\nhost: 127.0.0.1\nport: {pod}\nkeyManager:\n  port: {key_manager}\nagent:\n  port: {agent}\n\
+         bot:\n  username: {BOT}\n  privateKey:\n    path: {}\nretry:\n  maxAttempts: 1\ndatafeed:\n  version: v2\n",
         fixture(key)
     );
     write(&temp_dir(test), "config.yaml", &yaml)
@@ -138,8 +155,9 @@ fn cert_config(test: &str, server: &FakePodServer) -> PathBuf {
     let bundle = write(&dir, "bot.pem", &server.client_identity(CERT_BOT).unwrap().bundle_pem());
     let ca = write(&dir, "ca.pem", server.ca_pem());
     let json = serde_json::json!({
-        "host": "127.0.0.1", "port": server.https_addr().port(),
-        "sessionAuth": { "port": server.mtls_addr().port() }, "keyManager": { "port": server.mtls_addr().port() },
+        "host": "127.0.0.1", "port": server.addr(Role::Pod).port(), "agent": { "port": server.addr(Role::Agent).port() },
+        "sessionAuth": { "port": server.addr(Role::SessionAuth).port() },
+        "keyManager": { "port": server.addr(Role::KeyAuth).port() },
         "bot": { "username": CERT_BOT, "certificate": { "path": bundle } },
         "ssl": { "trustStore": { "path": ca } },
         "retry": { "maxAttempts": 1 },
@@ -232,7 +250,7 @@ fn run_checked(
 #[test]
 fn rsa_login_prints_one_json_object_with_the_fakes_user_id() {
     let server = server(|_| {});
-    let config = rsa_config("rsa-json", "http", server.http_addr().port(), "bot-2048.pkcs8.pem");
+    let config = rsa_config("rsa-json", "http", ports(&server), "bot-2048.pkcs8.pem");
     let keys = fixture_keys("bot-2048.pkcs8.pem");
     let (output, secrets) =
         run_checked(&server, &config, &keys, &["login", "--config", config.to_str().unwrap(), "--json"], &[]);
@@ -258,7 +276,7 @@ fn rsa_login_prints_one_json_object_with_the_fakes_user_id() {
 #[test]
 fn rsa_login_prints_a_summary() {
     let server = server(|_| {});
-    let config = rsa_config("rsa-human", "http", server.http_addr().port(), "bot-2048.pkcs1.pem");
+    let config = rsa_config("rsa-human", "http", ports(&server), "bot-2048.pkcs1.pem");
     let keys = fixture_keys("bot-2048.pkcs1.pem");
     let (output, _) = run_checked(&server, &config, &keys, &["login", "--config", config.to_str().unwrap()], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -271,7 +289,9 @@ fn rsa_login_prints_a_summary() {
 #[test]
 fn skd_skips_the_key_manager_and_the_echo() {
     let server = server(|pod| pod.set_skd(true));
-    let config = rsa_config("rsa-skd", "http", server.http_addr().port(), "bot-2048.pkcs8.pem");
+    // No dedicated agent (it inherits the pod's address): the claim is trusted without asking the agent's version.
+    let (pod, key_manager, _) = ports(&server);
+    let config = rsa_config("rsa-skd", "http", (pod, key_manager, pod), "bot-2048.pkcs8.pem");
     let output = login(&config, true);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
@@ -281,7 +301,7 @@ fn skd_skips_the_key_manager_and_the_echo() {
 
 #[test]
 fn certificate_login_prints_one_json_object_with_the_fakes_user_id() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     let config = cert_config("cert-json", &server);
     let keys = (server.client_identity(CERT_BOT).unwrap().key_pem().to_owned(), String::new());
     let (output, secrets) =
@@ -298,7 +318,7 @@ fn certificate_login_prints_one_json_object_with_the_fakes_user_id() {
 #[test]
 fn diagnostics_at_trace_go_to_stderr_without_a_secret() {
     let server = server(|_| {});
-    let config = rsa_config("trace", "http", server.http_addr().port(), "bot-2048.pkcs8.pem");
+    let config = rsa_config("trace", "http", ports(&server), "bot-2048.pkcs8.pem");
     let keys = fixture_keys("bot-2048.pkcs8.pem");
     let path = config.to_str().unwrap();
     for (args, env) in [
@@ -329,17 +349,17 @@ fn diagnostics_at_trace_go_to_stderr_without_a_secret() {
 #[test]
 fn check_on_a_good_rsa_config_shows_the_public_key_and_each_endpoint() {
     let server = server(|_| {});
-    let config = rsa_config("check-rsa", "http", server.http_addr().port(), "bot-2048.pkcs8.pem");
+    let config = rsa_config("check-rsa", "http", ports(&server), "bot-2048.pkcs8.pem");
     let keys = fixture_keys("bot-2048.pkcs8.pem");
     let (output, secrets) = run_checked(&server, &config, &keys, &["check", "--config", config.to_str().unwrap()], &[]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}{}", stderr(&output));
     assert!(out.contains(PUB_2048), "the SPKI PEM of the key: {out}");
     assert!(out.contains("RSA private key: PKCS#8, 2048 bits"), "{out}");
-    let url = server.http_url();
+    let (url, km) = (server.pod_url(), server.key_manager_url());
     assert!(out.contains(&format!("  pod           {url}\n")), "{out}");
     assert!(out.contains(&format!("POST {url}/login/pubkey/authenticate: HTTP 200, token received")), "{out}");
-    assert!(out.contains(&format!("POST {url}/relay/pubkey/authenticate: HTTP 200, token received")), "{out}");
+    assert!(out.contains(&format!("POST {km}/relay/pubkey/authenticate: HTTP 200, token received")), "{out}");
     assert!(out.contains("s from ours"), "the clock offset: {out}");
     assert!(out.ends_with("everything looks right\n"), "{out}");
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1);
@@ -348,15 +368,16 @@ fn check_on_a_good_rsa_config_shows_the_public_key_and_each_endpoint() {
 
 #[test]
 fn check_on_a_good_certificate_config_shows_the_chain_and_the_tls_trust() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     let config = cert_config("check-cert", &server);
     let keys = (server.client_identity(CERT_BOT).unwrap().key_pem().to_owned(), String::new());
     let (output, secrets) = run_checked(&server, &config, &keys, &["check", "--config", config.to_str().unwrap()], &[]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}{}", stderr(&output));
     assert!(out.contains("certificate (PEM): chain of 1 certificate(s), private key"), "{out}");
-    assert!(out.contains(&format!("ok    {}  TLS trusted", server.mtls_url())), "{out}");
-    let sessionauth = format!("POST {}/sessionauth/v1/authenticate: HTTP 200, token received", server.mtls_url());
+    assert!(out.contains(&format!("ok    {}  TLS trusted", server.session_auth_url())), "{out}");
+    let sessionauth =
+        format!("POST {}/sessionauth/v1/authenticate: HTTP 200, token received", server.session_auth_url());
     assert!(out.contains(&sessionauth), "{out}");
     assert_eq!(secrets.tokens, 2);
 }
@@ -364,13 +385,13 @@ fn check_on_a_good_certificate_config_shows_the_chain_and_the_tls_trust() {
 #[test]
 fn a_bad_key_is_a_configuration_failure() {
     let server = server(|_| {});
-    let weak = rsa_config("weak-key", "http", server.http_addr().port(), "weak-1024.pkcs8.pem");
+    let weak = rsa_config("weak-key", "http", ports(&server), "weak-1024.pkcs8.pem");
     let (code, line) = failure(&login(&weak, true));
     assert_eq!(code, 3, "{line}");
     assert!(line.starts_with("bad key or configuration: `bot.privateKey`: "), "{line}");
     assert!(line.contains("1024 bits"), "{line}");
 
-    let ec = rsa_config("ec-key", "http", server.http_addr().port(), "ec-p256.pkcs8.pem");
+    let ec = rsa_config("ec-key", "http", ports(&server), "ec-p256.pkcs8.pem");
     let output = check(&ec);
     let (code, line) = failure(&output);
     assert_eq!(code, 3, "{line}");
@@ -386,7 +407,7 @@ fn a_bad_key_is_a_configuration_failure() {
 #[test]
 fn rejected_credentials_have_their_own_failure() {
     let server = server(|_| {});
-    let config = rsa_config("rejected", "http", server.http_addr().port(), "other-2048.pkcs8.pem");
+    let config = rsa_config("rejected", "http", ports(&server), "other-2048.pkcs8.pem");
     let keys = fixture_keys("other-2048.pkcs8.pem");
     let path = config.to_str().unwrap();
     let (code, line) = failure(&login(&config, false));
@@ -416,7 +437,7 @@ fn an_unreachable_host_has_its_own_failure() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     }; // closed again: nothing listens there
-    let config = rsa_config("unreachable", "http", port, "bot-2048.pkcs8.pem");
+    let config = rsa_config("unreachable", "http", (port, port, port), "bot-2048.pkcs8.pem");
     let (code, line) = failure(&login(&config, true));
     assert_eq!(code, 5, "{line}");
     assert!(line.starts_with("host unreachable: "), "{line}");
@@ -456,9 +477,9 @@ fn a_name_that_does_not_resolve_is_unreachable_and_each_retry_is_reported() {
 
 #[test]
 fn an_untrusted_server_certificate_is_a_tls_trust_failure() {
-    let server = server(|_| {});
+    let server = https_server(|_| {});
     // The fake's HTTPS listener, without its CA in `ssl.trustStore`.
-    let config = rsa_config("tls", "https", server.https_addr().port(), "bot-2048.pkcs8.pem");
+    let config = rsa_config("tls", "https", ports(&server), "bot-2048.pkcs8.pem");
     let (code, line) = failure(&login(&config, true));
     assert_eq!(code, 6, "{line}");
     assert!(line.starts_with("TLS trust failure: "), "{line}");
@@ -466,7 +487,7 @@ fn an_untrusted_server_certificate_is_a_tls_trust_failure() {
     let output = check(&config);
     let (code, line) = failure(&output);
     assert_eq!(code, 6, "{line}");
-    assert!(line.starts_with(&format!("TLS trust failure: {}", server.https_url())), "{line}");
+    assert!(line.starts_with(&format!("TLS trust failure: {}", server.pod_url())), "{line}");
     assert!(stdout(&output).contains("not tried (its host failed above)"), "{}", stdout(&output));
     assert_eq!(server.counters().total_requests(), 0, "no request got through the handshake");
 }
@@ -474,7 +495,7 @@ fn an_untrusted_server_certificate_is_a_tls_trust_failure() {
 #[test]
 fn a_skewed_server_clock_is_a_clock_problem() {
     let server = server(|pod| pod.set_clock_skew(400));
-    let config = rsa_config("clock", "http", server.http_addr().port(), "bot-2048.pkcs8.pem");
+    let config = rsa_config("clock", "http", ports(&server), "bot-2048.pkcs8.pem");
     let (code, line) = failure(&login(&config, true));
     assert_eq!(code, 7, "{line}");
     assert!(line.starts_with("clock problem: "), "{line}");

@@ -10,7 +10,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use symphony_auth_core::{ClientIdentity, Config, Endpoints, RsaSigner, Tokens, echo};
+use symphony_auth_core::{ClientIdentity, Config, RsaSigner, Tokens, echo};
 use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 const RSA_BOT: &str = "quickstart.rsa";
@@ -54,19 +54,14 @@ fn embedded_fake_pod() -> Result<(), Box<dyn Error>> {
     pod.add_rsa_bot(RSA_BOT, PUBLIC_KEY)?;
     pod.add_cert_bot(CERT_BOT)?;
     let server = FakePodServer::start(pod)?;
-    println!("embedded fake pod: {} (plain), {} (mutual TLS)\n", server.http_url(), server.mtls_url());
+    println!("embedded fake pod: {} (plain), {} (mutual TLS)\n", server.pod_url(), server.session_auth_url());
 
     let rsa_config = || -> Result<Config, Box<dyn Error>> {
         let signer = Arc::new(RsaSigner::from_pem(KEY)?);
-        Ok(Config::rsa(Endpoints::single(&server.http_url())?, RSA_BOT, signer)?)
+        Ok(Config::rsa(server.rsa_endpoints(), RSA_BOT, signer)?)
     };
-    let cert_config = || -> Result<Config, Box<dyn Error>> {
-        let mut endpoints = Endpoints::single(&server.http_url())?;
-        let mtls = symphony_auth_core::BaseUrl::parse("sessionAuth", &server.mtls_url())?;
-        endpoints.session_auth = mtls.clone();
-        endpoints.key_manager = mtls;
-        Ok(Config::certificate(endpoints, CERT_BOT)?)
-    };
+    let cert_config =
+        || -> Result<Config, Box<dyn Error>> { Ok(Config::certificate(server.cert_endpoints(), CERT_BOT)?) };
     let identity = || -> Result<ClientIdentity, Box<dyn Error>> {
         let bundle =
             server.client_identity(CERT_BOT).ok_or("no client certificate for the certificate bot")?.bundle_pem();

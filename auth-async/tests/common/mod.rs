@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use symphony_auth_async::{Bot, BotBuilder};
-use symphony_auth_core::{BaseUrl, Config, Endpoints, Event, KeyManagerPolicy, RetryPolicy, RsaSigner};
+use symphony_auth_core::{Config, Endpoints, Event, KeyManagerPolicy, RetryPolicy, RsaSigner};
 use symphony_auth_testkit::{FakePod, FakePodServer};
 
 /// Test-only keys (see fixtures/keys/README.md).
@@ -15,13 +15,23 @@ pub const OTHER_PUBLIC_KEY: &str = include_str!("../../../fixtures/keys/other-20
 pub const BOT: &str = "test.bot";
 pub const CERT_BOT: &str = "cert.bot";
 
-/// A fake pod with the RSA bot and the certificate bot registered, adjusted by `setup`, served on loopback.
+/// A fake pod with the RSA bot and the certificate bot registered, adjusted by `setup`, served on loopback: the
+/// pod, key manager and agent over plain HTTP, each on its own port.
 pub fn server(setup: impl FnOnce(&mut FakePod)) -> FakePodServer {
+    FakePodServer::start(pod(setup)).unwrap()
+}
+
+/// As [`server`], with the pod, key manager and agent over HTTPS under the fake's CA.
+pub fn https_server(setup: impl FnOnce(&mut FakePod)) -> FakePodServer {
+    FakePodServer::builder(pod(setup)).https(true).start().unwrap()
+}
+
+fn pod(setup: impl FnOnce(&mut FakePod)) -> FakePod {
     let mut pod = FakePod::new();
     pod.add_rsa_bot(BOT, PUBLIC_KEY).unwrap();
     pod.add_cert_bot(CERT_BOT).unwrap();
     setup(&mut pod);
-    FakePodServer::start(pod).unwrap()
+    pod
 }
 
 /// Fast retries with no jitter: 5 attempts, 10 ms doubling, capped at `cap`.
@@ -29,26 +39,23 @@ pub fn quick_retry(cap: Duration) -> RetryPolicy {
     RetryPolicy::new(5, Duration::from_millis(10), 2.0, cap).unwrap().with_jitter(0.0).unwrap()
 }
 
-/// The RSA bot, every service at `url`.
-pub fn rsa_config(url: &str) -> Config {
+/// The RSA bot at `endpoints`.
+pub fn rsa_config(endpoints: Endpoints) -> Config {
     let signer = Arc::new(RsaSigner::from_pem(KEY).unwrap());
-    Config::rsa(Endpoints::single(url).unwrap(), BOT, signer)
-        .unwrap()
-        .with_retry(quick_retry(Duration::from_millis(100)))
+    Config::rsa(endpoints, BOT, signer).unwrap().with_retry(quick_retry(Duration::from_millis(100)))
 }
 
-/// The RSA bot on the fake's plain HTTP listener.
+/// The RSA bot on the fake's listeners.
 pub fn rsa_bot(server: &FakePodServer) -> Bot {
-    Bot::builder(rsa_config(&server.http_url())).seed(7).build().unwrap()
+    Bot::builder(rsa_config(server.rsa_endpoints())).seed(7).build().unwrap()
 }
 
-/// The certificate bot: pod and agent over HTTPS, session-auth and key manager over mutual TLS, trusting the
-/// fake's CA, presenting its client certificate.
+/// The certificate bot: session auth and key manager over mutual TLS, trusting the fake's CA, presenting its
+/// client certificate.
 pub fn cert_builder(server: &FakePodServer) -> BotBuilder {
-    let https = BaseUrl::parse("pod", &server.https_url()).unwrap();
-    let mtls = BaseUrl::parse("session auth", &server.mtls_url()).unwrap();
-    let endpoints = Endpoints { pod: https.clone(), key_manager: mtls.clone(), session_auth: mtls, agent: https };
-    let config = Config::certificate(endpoints, CERT_BOT).unwrap().with_retry(quick_retry(Duration::from_millis(100)));
+    let config = Config::certificate(server.cert_endpoints(), CERT_BOT)
+        .unwrap()
+        .with_retry(quick_retry(Duration::from_millis(100)));
     let identity = server.client_identity(CERT_BOT).unwrap();
     let identity = symphony_auth_core::ClientIdentity::from_pem(identity.bundle_pem().as_bytes()).unwrap();
     Bot::builder(config)

@@ -16,13 +16,23 @@ pub const OTHER_KEY: &[u8] = include_bytes!("../../../fixtures/keys/other-2048.p
 pub const BOT: &str = "bot";
 pub const CERT_BOT: &str = "cert-bot";
 
-/// A fake pod with RSA bot `bot` and certificate bot `cert-bot`, adjusted by `configure`, served on loopback.
+/// A fake pod with RSA bot `bot` and certificate bot `cert-bot`, adjusted by `configure`, served on loopback: the
+/// pod, key manager and agent over plain HTTP, each on its own port.
 pub fn server(configure: impl FnOnce(&mut FakePod)) -> FakePodServer {
+    FakePodServer::start(pod(configure)).expect("fake pod starts")
+}
+
+/// As [`server`], with the pod, key manager and agent over HTTPS under the fake's CA.
+pub fn https_server(configure: impl FnOnce(&mut FakePod)) -> FakePodServer {
+    FakePodServer::builder(pod(configure)).https(true).start().expect("fake pod starts")
+}
+
+fn pod(configure: impl FnOnce(&mut FakePod)) -> FakePod {
     let mut pod = FakePod::new();
     pod.add_rsa_bot(BOT, PUB_2048).expect("fixture key registers");
     pod.add_cert_bot(CERT_BOT).expect("cert bot registers");
     configure(&mut pod);
-    FakePodServer::start(pod).expect("fake pod starts")
+    pod
 }
 
 /// Retries that keep tests fast: 5 attempts, 10 ms first wait, each wait capped at 100 ms.
@@ -30,17 +40,15 @@ pub fn fast_retry() -> RetryPolicy {
     RetryPolicy::new(5, Duration::from_millis(10), 2.0, Duration::from_millis(100)).expect("valid policy")
 }
 
-/// The RSA configuration of `bot` against `url`, with fast retries.
-pub fn rsa_config(url: &str, key: &[u8]) -> Config {
+/// The RSA configuration of `bot` against `endpoints`, with fast retries.
+pub fn rsa_config(endpoints: Endpoints, key: &[u8]) -> Config {
     let signer = Arc::new(RsaSigner::from_pem(key).expect("fixture key"));
-    Config::rsa(Endpoints::single(url).expect("loopback URL"), BOT, signer)
-        .expect("valid config")
-        .with_retry(fast_retry())
+    Config::rsa(endpoints, BOT, signer).expect("valid config").with_retry(fast_retry())
 }
 
-/// A builder for `bot` on the plain HTTP listener, 5 s per request.
+/// A builder for `bot` on the plain HTTP listeners, 5 s per request.
 pub fn rsa_builder(server: &FakePodServer) -> BotBuilder {
-    Bot::builder(rsa_config(&server.http_url(), KEY_2048)).timeout(Duration::from_secs(5)).seed(7)
+    Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048)).timeout(Duration::from_secs(5)).seed(7)
 }
 
 pub fn rsa_bot(server: &FakePodServer) -> Bot {

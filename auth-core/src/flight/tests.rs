@@ -115,8 +115,8 @@ fn a_leader_that_leaves_hands_its_login_over_with_the_backoff() {
     let batch = requests(&mut flight, &mut leader, NOW);
     assert!(matches!(flight.poll(&mut follower, NOW), Step::Follow));
     let bystander = bystander(&mut flight);
-    assert!(!flight.leave(&bystander), "a caller that does not lead wakes no one");
-    assert!(flight.leave(&leader), "the leader leaves: a follower must take over");
+    assert!(!flight.leave(&bystander, NOW), "a caller that does not lead wakes no one");
+    assert!(flight.leave(&leader, NOW), "the leader leaves: a follower must take over");
     assert!(!flight.has_leader());
     // The request it sent counts as a failed attempt: the follower waits the first backoff before sending again.
     match flight.poll(&mut follower, NOW) {
@@ -236,7 +236,7 @@ fn leaving_while_following_or_after_done_wakes_no_one() {
     let mut follower = flight.join(Want::Current).unwrap();
     requests(&mut flight, &mut leader, NOW);
     assert!(matches!(flight.poll(&mut follower, NOW), Step::Follow));
-    assert!(!flight.leave(&follower));
+    assert!(!flight.leave(&follower, NOW));
     assert!(flight.has_leader(), "the leader keeps leading");
 }
 

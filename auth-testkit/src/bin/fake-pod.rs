@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... [--cert-bot NAME]... [--tls-dir DIR]
-//!          [--session-ttl SECONDS] [--skd] [--latency-ms N]
+//!          [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] [--agent-version VERSION]
+//!          [--login-rate-limit LOGINS/SECONDS] [--latency-ms N]
 //! ```
 //! When ready it prints one JSON line on stdout,
 //! `{"pod":URL,"key_manager":URL,"agent":URL,"session_auth":URL,"key_auth":URL,"ca_cert":PATH|null}`,
-//! then serves until its stdin closes or it is terminated. Bad arguments: one line on stderr, exit 2.
+//! each role on a port of its own, then serves until its stdin closes or it is terminated. Bad arguments: one line
+//! on stderr, exit 2.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -14,11 +16,24 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::Value;
-use symphony_auth_testkit::{FakePod, FakePodServer};
+use serde_json::{Map, Value};
+use symphony_auth_testkit::{FakePod, FakePodServer, LoginRateLimit, PkiKeys, Role};
 
 const USAGE: &str = "usage: fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... \
-[--cert-bot NAME]... [--tls-dir DIR] [--session-ttl SECONDS] [--skd] [--latency-ms N]";
+[--cert-bot NAME]... [--tls-dir DIR] [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] \
+[--agent-version VERSION] [--login-rate-limit LOGINS/SECONDS] [--latency-ms N]
+
+  --bind ADDR               the pod's address; every other role listens on a free port of the same IP
+  --rsa-bot NAME=FILE       registers an RSA bot with its SPKI PEM public key (repeatable)
+  --cert-bot NAME           registers a certificate bot (repeatable); with --tls-dir its certificate is written
+  --tls-dir DIR             writes ca.pem and NAME-cert.pem, NAME-key.pem, NAME.pem per certificate bot
+  --https                   serves the pod, key manager and agent over HTTPS (needs --tls-dir for the CA)
+  --ecdsa                   ECDSA P-256 certificates instead of RSA 4096
+  --session-ttl SECONDS     lifetime of issued tokens (default 3600)
+  --skd                     session tokens grant simplified key delivery
+  --agent-version VERSION   what /agent/v1/info reports (an agent before 24.12 refuses SKD sessions)
+  --login-rate-limit N/S    at most N logins per S seconds on each login endpoint, then 429 with Retry-After
+  --latency-ms N            delays every answer";
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -27,8 +42,12 @@ struct Args {
     rsa_bots: Vec<(String, PathBuf)>,
     cert_bots: Vec<String>,
     tls_dir: Option<PathBuf>,
+    https: bool,
+    ecdsa: bool,
     session_ttl: Option<Duration>,
     skd: bool,
+    agent_version: Option<String>,
+    login_rate_limit: Option<LoginRateLimit>,
     latency: Option<Duration>,
 }
 
@@ -70,11 +89,21 @@ fn run() -> Result<(), Failure> {
         pod.set_session_ttl(ttl);
     }
     pod.set_skd(args.skd);
+    if let Some(version) = &args.agent_version {
+        pod.set_agent_version(version.clone());
+    }
+    pod.set_login_rate_limit(args.login_rate_limit);
     if let Some(latency) = args.latency {
         pod.set_latency_all(latency);
     }
 
-    let server = FakePodServer::start_on(pod, args.bind).map_err(|e| Failure::Runtime(format!("cannot start: {e}")))?;
+    let keys = if args.ecdsa { PkiKeys::EcdsaP256 } else { PkiKeys::Rsa4096 };
+    let server = FakePodServer::builder(pod)
+        .bind(args.bind)
+        .https(args.https)
+        .pki(keys)
+        .start()
+        .map_err(|e| Failure::Runtime(format!("cannot start: {e}")))?;
     let ca_cert = match &args.tls_dir {
         Some(dir) => Some(
             write_tls_dir(&server, dir)
@@ -83,16 +112,13 @@ fn run() -> Result<(), Failure> {
         None => None,
     };
 
-    let http = Value::String(server.http_url());
-    let mtls = Value::String(server.mtls_url());
-    let ca = ca_cert.map_or(Value::Null, |p| Value::String(p.display().to_string()));
+    let mut ready: Map<String, Value> =
+        Role::ALL.iter().map(|&r| (r.name().to_owned(), server.url(r).into())).collect();
+    ready.insert("ca_cert".to_owned(), ca_cert.map_or(Value::Null, |p| Value::String(p.display().to_string())));
     let mut stdout = io::stdout().lock();
-    writeln!(
-        stdout,
-        r#"{{"pod":{http},"key_manager":{http},"agent":{http},"session_auth":{mtls},"key_auth":{mtls},"ca_cert":{ca}}}"#
-    )
-    .and_then(|()| stdout.flush())
-    .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))?;
+    writeln!(stdout, "{}", Value::Object(ready))
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))?;
     drop(stdout);
 
     // Serve until stdin reaches end of file (or a read fails, which ends it as well); SIGTERM
@@ -127,8 +153,12 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Fa
         rsa_bots: Vec::new(),
         cert_bots: Vec::new(),
         tls_dir: None,
+        https: false,
+        ecdsa: false,
         session_ttl: None,
         skd: false,
+        agent_version: None,
+        login_rate_limit: None,
         latency: None,
     };
     while let Some(arg) = argv.next() {
@@ -169,9 +199,25 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Fa
                     .map_err(|_| usage(format!("--latency-ms: {v:?} is not a number of milliseconds")))?;
                 args.latency = Some(Duration::from_millis(ms));
             }
+            "--agent-version" => args.agent_version = Some(value("a version such as Agent-24.12.0")?),
+            "--login-rate-limit" => {
+                let v = value("LOGINS/SECONDS")?;
+                let limit = v
+                    .split_once('/')
+                    .and_then(|(n, s)| Some((n.parse::<u32>().ok()?, s.parse::<u64>().ok().filter(|s| *s > 0)?)))
+                    .ok_or_else(|| usage(format!("--login-rate-limit: {v:?} is not LOGINS/SECONDS, like 10/1")))?;
+                args.login_rate_limit = Some(LoginRateLimit::new(limit.0, Duration::from_secs(limit.1)));
+            }
             "--skd" if inline.is_none() => args.skd = true,
+            "--https" if inline.is_none() => args.https = true,
+            "--ecdsa" if inline.is_none() => args.ecdsa = true,
             _ => return Err(usage(format!("unknown argument {arg:?}"))),
         }
+    }
+    if args.https && args.tls_dir.is_none() {
+        return Err(usage(
+            "--https needs --tls-dir, where the CA certificate that clients must trust is written".into(),
+        ));
     }
     Ok(Some(args))
 }
