@@ -1,0 +1,293 @@
+//! The BDK configuration reader's tests.
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(text: &str) -> Result<BotSettings, BdkConfigError> {
+    parse_bdk_config(text, &no_env)
+}
+
+const RSA_YAML: &str = r#"
+host: acme.symphony.com
+port: 443
+agent:
+  host: agent.acme.com
+  port: 8443
+keyManager:
+  host: km.acme.com
+  port: 8444
+  context: relay-ctx
+bot:
+  username: bot-username
+  privateKey:
+    path: /path/to/bot/rsa-private-key.pem
+datafeed:
+  version: v2
+  retry:
+    maxAttempts: 6
+app:
+  appId: app-id
+"#;
+
+#[test]
+fn a_bdk_java_rsa_file_resolves_with_inheritance() {
+    let settings = parse(RSA_YAML).unwrap();
+    assert_eq!(settings.endpoints.pod.to_string(), "https://acme.symphony.com:443");
+    assert_eq!(settings.endpoints.agent.to_string(), "https://agent.acme.com:8443");
+    assert_eq!(settings.endpoints.key_manager.to_string(), "https://km.acme.com:8444/relay-ctx");
+    assert_eq!(settings.endpoints.session_auth.to_string(), "https://acme.symphony.com:443");
+    assert_eq!(settings.username, "bot-username");
+    assert!(
+        matches!(&settings.credentials, CredentialSource::RsaKey(Source::Path(p)) if p.to_str() == Some("/path/to/bot/rsa-private-key.pem"))
+    );
+    assert_eq!(settings.retry, RetryPolicy::default());
+}
+
+#[test]
+fn a_certificate_file_in_json_with_a_password_is_pkcs12() {
+    let json = r#"{"host":"acme.symphony.com","sessionAuth":{"host":"acme-api.symphony.com","port":8444},
+            "bot":{"username":"bot","certificate":{"path":"/certs/bot.p12","password":"changeit"}},
+            "ssl":{"trustStore":{"path":"/certs/ca.pem"}},
+            "retry":{"maxAttempts":-1,"initialIntervalMillis":100,"multiplier":0.5,"maxIntervalMillis":1000},
+            "proxy":{"host":"proxy.acme","port":3128,"username":"u","password":"p"},
+            "connectionTimeout":5000,"readTimeout":"30000"}"#;
+    let settings = parse(json).unwrap();
+    assert_eq!(settings.endpoints.session_auth.to_string(), "https://acme-api.symphony.com:8444");
+    assert!(settings.credentials.is_pkcs12());
+    assert_eq!(settings.credentials.password(), Some("changeit"));
+    assert_eq!(settings.trust_store, Some(Source::Path("/certs/ca.pem".into())));
+    assert_eq!(settings.retry.max_attempts(), RetryPolicy::MAX_ATTEMPTS, "-1 is 'no limit': the cap");
+    assert_eq!(settings.proxy.as_ref().unwrap().url, "http://proxy.acme:3128");
+    assert_eq!(settings.proxy.as_ref().unwrap().url_with_credentials().as_str(), "http://u:p@proxy.acme:3128");
+    assert_eq!(settings.connect_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(settings.read_timeout, Some(Duration::from_secs(30)));
+    assert!(!format!("{settings:?}").contains("changeit"), "no password in Debug");
+}
+
+#[test]
+fn retry_settings_beyond_the_bounds_are_capped() {
+    let yaml = "host: a.b\nbot: {username: u, privateKey: {path: k}}\n\
+                    retry: {maxAttempts: 5000, initialIntervalMillis: 90000000, maxIntervalMillis: 86400000}\n";
+    let settings = parse(yaml).unwrap();
+    assert_eq!(settings.retry.max_attempts(), RetryPolicy::MAX_ATTEMPTS);
+    assert_eq!(settings.retry.max_interval(), RetryPolicy::MAX_INTERVAL);
+}
+
+#[test]
+fn environment_variables_are_interpolated() {
+    let env = |name: &str| (name == "POD_HOST").then(|| "env.symphony.com".to_owned());
+    let text = "host: ${POD_HOST}\nport: ${POD_PORT:-8443}\nbot:\n  username: ${BOT:-fallback}\n  privateKey:\n    content: \"-----BEGIN PRIVATE KEY-----\"\n";
+    let settings = parse_bdk_config(text, &env).unwrap();
+    assert_eq!(settings.endpoints.pod.to_string(), "https://env.symphony.com:8443");
+    assert_eq!(settings.username, "fallback");
+    assert!(matches!(settings.credentials, CredentialSource::RsaKey(Source::Content(_))));
+    assert_eq!(parse_bdk_config("host: ${NOPE}", &env).unwrap_err(), BdkConfigError::UnsetVariable("NOPE".into()));
+}
+
+#[test]
+fn each_mistake_names_its_key() {
+    let cases: [(&str, BdkConfigError); 7] = [
+        (
+            "host: h\nbot: {username: b, privateKey: {path: k}, certificate: {path: c}}",
+            BdkConfigError::BothRsaAndCertificate,
+        ),
+        (
+            "host: h\nbot: {username: b, privateKey: {path: k, content: x}}",
+            BdkConfigError::BothPathAndContent("bot.privateKey"),
+        ),
+        ("host: h\nbot: {privateKey: {path: k}}", BdkConfigError::MissingKey("bot.username")),
+        ("host: h\nbot: {username: b}", BdkConfigError::NoCredentials),
+        ("bot: {username: b, privateKey: {path: k}}", BdkConfigError::MissingKey("host")),
+        (
+            "host: h\nagent: {scheme: ftp}\nbot: {username: b, privateKey: {path: k}}",
+            BdkConfigError::UnknownScheme { key: "agent.scheme".into(), value: "ftp".into() },
+        ),
+        (
+            "host: h\nport: 99999\nbot: {username: b, privateKey: {path: k}}",
+            BdkConfigError::InvalidValue {
+                key: "port".into(),
+                reason: "expected a whole number from 1 to 65535".into(),
+            },
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+    }
+    assert!(matches!(parse("host: [unclosed"), Err(BdkConfigError::Syntax(_))));
+    assert_eq!(
+        parse("host: h\nbot: {username: b, privateKey: {path: k}}\nretry: {initialIntervalMillis: 1}")
+            .unwrap_err()
+            .to_string(),
+        "`retry`: invalid retry setting initial_interval: must be at least 10 ms"
+    );
+}
+
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[test]
+fn loading_reads_through_the_callers_reader_and_names_failures() {
+    let settings =
+        parse("host: h\nbot: {username: b, privateKey: {path: /keys/bot.pem}}\nssl: {trustStorePath: /ca.pem}")
+            .unwrap();
+    let key = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
+    let mut reads = Vec::new();
+    let loaded = settings
+        .load(&mut |path| {
+            reads.push(path.to_owned());
+            Ok(if path.ends_with("bot.pem") { key.to_vec() } else { b"roots".to_vec() })
+        })
+        .unwrap();
+    assert_eq!(reads, [PathBuf::from("/keys/bot.pem"), PathBuf::from("/ca.pem")]);
+    assert!(matches!(loaded.config.method(), LoginMethod::Rsa(_)));
+    let compiled = if cfg!(feature = "rsa-signer") { "RsaSigner" } else { "RingSigner" };
+    assert!(format!("{:?}", loaded.config.method()).contains(compiled), "the default signer is preferred");
+    assert_eq!(loaded.extra_roots_pem.as_deref(), Some(&b"roots"[..]));
+
+    let missing = settings.load(&mut |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound))).unwrap_err();
+    assert!(matches!(&missing, ConfigFileError::Read { key: "bot.privateKey", .. }), "{missing}");
+    assert!(missing.to_string().starts_with("`bot.privateKey`: cannot read \"/keys/bot.pem\""), "{missing}");
+    let weak =
+        settings.load(&mut |_| Ok(include_bytes!("../../../fixtures/keys/weak-1024.pkcs8.pem").to_vec())).unwrap_err();
+    if cfg!(feature = "rsa-signer") {
+        assert_eq!(weak, ConfigFileError::Key { key: "bot.privateKey", source: KeyError::TooSmall { bits: 1024 } });
+    } else {
+        // ring refuses small keys itself, before their size can be reported.
+        assert!(matches!(weak, ConfigFileError::Key { key: "bot.privateKey", .. }), "{weak}");
+    }
+    let cert = parse("host: h\nbot: {username: b, certificate: {path: /c.pem}}").unwrap();
+    let no_key =
+        cert.load(&mut |_| Ok(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec())).unwrap_err();
+    assert_eq!(no_key, ConfigFileError::Identity { key: "bot.certificate", source: IdentityError::NoPrivateKey });
+}
+
+#[test]
+fn deprecated_bdk_java_keys_are_read() {
+    let settings =
+        parse("host: h\nbot: {username: b, privateKeyPath: /k.pem}\nssl: {trustStorePath: /ca.pem}").unwrap();
+    assert!(matches!(settings.credentials, CredentialSource::RsaKey(Source::Path(_))));
+    assert!(settings.trust_store.is_some());
+}
+
+/// The message and the `Debug` of an error, for checks that a value is not in them.
+fn shown(error: &BdkConfigError) -> String {
+    format!("{error} {error:?}")
+}
+
+#[test]
+fn a_password_written_as_a_number_is_named_not_shown() {
+    let text = "host: h\nbot: {username: b, certificate: {path: /c.p12, password: 918273645}}";
+    let error = parse(text).unwrap_err();
+    assert_eq!(
+        error,
+        BdkConfigError::WrongType { key: "bot.certificate.password".into(), expected: "a string", found: "a number" }
+    );
+    assert!(!shown(&error).contains("918273645"), "{error}");
+    assert!(error.to_string().contains("write the value in quotes"), "{error}");
+    // Quoted, it is a password like any other.
+    let quoted = parse("host: h\nbot: {username: b, certificate: {path: /c.p12, password: '918273645'}}").unwrap();
+    assert_eq!(quoted.credentials.password(), Some("918273645"));
+    for text in [
+        "host: h\nproxy: {host: p, port: 1, username: u, password: 918273645}\nbot: {username: b, privateKey: {path: k}}",
+        "host: h\nbot: {username: b, certificatePath: /c.p12, certificatePassword: 918273645}",
+        "host: h\nbot: {username: b, certificate: {path: /c.p12, password: [918273645]}}",
+        "host: h\nbot: {username: b, certificate: {path: /c.p12, password: !secret 918273645}}",
+    ] {
+        let error = parse(text).unwrap_err();
+        assert!(matches!(error, BdkConfigError::WrongType { .. }), "{text}: {error:?}");
+        assert!(!shown(&error).contains("918273645"), "{error}");
+    }
+}
+
+#[test]
+fn an_inline_key_where_a_mapping_belongs_is_named_not_shown() {
+    let key = include_str!("../../../fixtures/keys/bot-2048.pkcs8.pem");
+    let text = format!(
+        "host: h\nbot:\n  username: b\n  privateKey: |\n{}",
+        key.lines().map(|l| format!("    {l}\n")).collect::<String>()
+    );
+    let error = parse(&text).unwrap_err();
+    assert_eq!(
+        error,
+        BdkConfigError::WrongType {
+            key: "bot.privateKey".into(),
+            expected: "a mapping with `path` or `content`",
+            found: "a string"
+        }
+    );
+    let message = shown(&error);
+    assert!(message.contains("content: <the PEM>"), "{message}");
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for window in body.as_bytes().windows(16) {
+        assert!(!message.contains(std::str::from_utf8(window).unwrap()), "{message}");
+    }
+}
+
+#[test]
+fn syntax_errors_give_a_place_and_never_the_text() {
+    for (text, expected) in [
+        ("host: h\nbot: {username: b, certificate: {path: c, password: \"s3cr3t-918273645", "not valid YAML or JSON"),
+        ("host: h\ns3cr3t-918273645: 1\ns3cr3t-918273645: 2\n", "a key appears twice in one mapping"),
+        ("host: [unclosed", "not valid YAML or JSON"),
+    ] {
+        let error = parse(text).unwrap_err();
+        let BdkConfigError::Syntax(message) = &error else { panic!("{error:?}") };
+        assert!(message.starts_with(expected) && message.contains(" at line "), "{message}");
+        assert!(!shown(&error).contains("s3cr3t"), "{error}");
+    }
+    assert_eq!(
+        parse("just a string").unwrap_err(),
+        BdkConfigError::WrongType { key: "(top level)".into(), expected: "a mapping of settings", found: "a string" }
+    );
+}
+
+#[test]
+fn other_values_are_not_repeated_either() {
+    let long_scheme = parse("host: h\nscheme: s3cr3t-918273645\nbot: {username: b, privateKey: {path: k}}");
+    assert_eq!(long_scheme.unwrap_err(), BdkConfigError::UnknownScheme { key: "scheme".into(), value: String::new() });
+    let dollar = parse("host: h\nbot: {username: b, certificate: {path: c, password: 'ab${s3cr3t 9}cd'}}");
+    let error = dollar.unwrap_err();
+    assert_eq!(error, BdkConfigError::UnsetVariable(String::new()));
+    assert!(!shown(&error).contains("s3cr3t"), "{error}");
+    let url = parse("host: 'user:s3cr3t@h'\nbot: {username: b, privateKey: {path: k}}").unwrap_err();
+    assert!(!shown(&url).contains("s3cr3t"), "{url}");
+}
+
+#[test]
+fn plain_http_to_a_remote_host_needs_allow_insecure_http() {
+    let text = "scheme: http\nhost: pod.internal\nport: 8080\nbot: {username: b, privateKey: {path: k}}";
+    let error = parse(text).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            BdkConfigError::Invalid { key: "pod", source: ConfigError::InsecureHttp { which: "pod", .. } }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("allowInsecureHttp: true"), "{error}");
+    let allowed = parse(&format!("allowInsecureHttp: true\n{text}")).unwrap();
+    assert!(allowed.endpoints.pod.insecure_http_allowed());
+    assert!(allowed.to_config(LoginMethod::Certificate).is_ok());
+    let from_env = |name: &str| (name == "ALLOW").then(|| "true".to_owned());
+    assert!(parse_bdk_config(&format!("allowInsecureHttp: ${{ALLOW}}\n{text}"), &from_env).is_ok());
+    assert!(matches!(
+        parse(&format!("allowInsecureHttp: 1\n{text}")).unwrap_err(),
+        BdkConfigError::WrongType { expected: "`true` or `false`", .. }
+    ));
+    // Loopback needs no consent; one remote service is enough to refuse.
+    assert!(parse("scheme: http\nhost: 127.0.0.1\nbot: {username: b, privateKey: {path: k}}").is_ok());
+    let agent =
+        "scheme: http\nhost: localhost\nagent: {host: agent.internal}\nbot: {username: b, privateKey: {path: k}}";
+    assert!(matches!(parse(agent).unwrap_err(), BdkConfigError::Invalid { key: "agent", .. }));
+}
+
+#[test]
+fn proxy_credentials_are_percent_encoded() {
+    let settings = parse(
+            "host: h\nproxy: {host: proxy.acme, port: 3128, username: 'd@m', password: 'p:w/ é'}\nbot: {username: b, privateKey: {path: k}}",
+        )
+        .unwrap();
+    let url = settings.proxy.unwrap().url_with_credentials();
+    assert_eq!(url.as_str(), "http://d%40m:p%3Aw%2F%20%C3%A9@proxy.acme:3128");
+}
