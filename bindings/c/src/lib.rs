@@ -26,7 +26,7 @@
 //! - Every pointer's owner is stated in the header: handles are freed with their `symphony_auth_*_free`; views
 //!   (`SymphonyAuthBytes`, `SymphonyAuthRequest`, ...) belong to the handle they were read from.
 #![allow(unsafe_code)]
-#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, missing_docs)]
 
 mod abi;
 mod config;
