@@ -1,13 +1,10 @@
 //! From the YAML tree to [`BotSettings`]: the BDK's keys, its inheritance from the root to each service, and its
 //! defaults.
 
-#![allow(unused_imports)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
-use zeroize::{Zeroize, Zeroizing};
 
 use super::tree::*;
 use super::*;

@@ -1,11 +1,6 @@
 //! Reading the YAML tree: `${ENV}` expansion, and typed getters whose errors name the key and the expected type,
 //! never the value.
 
-#![allow(unused_imports)]
-
-use std::path::PathBuf;
-use std::time::Duration;
-
 use serde_yaml_ng::{Mapping, Value};
 use zeroize::{Zeroize, Zeroizing};
 
