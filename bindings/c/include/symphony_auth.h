@@ -1250,8 +1250,8 @@ SymphonyAuthStatus symphony_auth_flight_poll(struct SymphonyAuthFlight *flight,
 
 /**
  * The caller is done with the flight: after its `DONE`, or instead of it when it gives up (its thread is going
- * away). A leader that leaves early hands its login, backoff included, to a follower: `*wake` (when not NULL)
- * then says to wake every waiting caller. `caller` is freed in every case.
+ * away) at `now_ms`. A leader that leaves early hands its login, backoff included, to a follower: `*wake` (when
+ * not NULL) then says to wake every waiting caller. `caller` is freed in every case.
  *
  * # Safety
  * `flight` is NULL or live; `caller` is NULL or a caller of this flight not left yet; `wake` is NULL or valid for
@@ -1259,6 +1259,7 @@ SymphonyAuthStatus symphony_auth_flight_poll(struct SymphonyAuthFlight *flight,
  */
 SymphonyAuthStatus symphony_auth_flight_leave(struct SymphonyAuthFlight *flight,
                                               struct SymphonyAuthCaller *caller,
+                                              uint64_t now_ms,
                                               bool *wake);
 
 /**

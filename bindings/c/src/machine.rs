@@ -800,8 +800,8 @@ pub unsafe extern "C" fn symphony_auth_flight_poll(
 }
 
 /// The caller is done with the flight: after its `DONE`, or instead of it when it gives up (its thread is going
-/// away). A leader that leaves early hands its login, backoff included, to a follower: `*wake` (when not NULL)
-/// then says to wake every waiting caller. `caller` is freed in every case.
+/// away) at `now_ms`. A leader that leaves early hands its login, backoff included, to a follower: `*wake` (when
+/// not NULL) then says to wake every waiting caller. `caller` is freed in every case.
 ///
 /// # Safety
 /// `flight` is NULL or live; `caller` is NULL or a caller of this flight not left yet; `wake` is NULL or valid for
@@ -810,6 +810,7 @@ pub unsafe extern "C" fn symphony_auth_flight_poll(
 pub unsafe extern "C" fn symphony_auth_flight_leave(
     flight: *mut SymphonyAuthFlight,
     caller: *mut SymphonyAuthCaller,
+    now_ms: u64,
     wake: *mut bool,
 ) -> SymphonyAuthStatus {
     let caller = (!caller.is_null()).then(|| {
@@ -822,7 +823,7 @@ pub unsafe extern "C" fn symphony_auth_flight_leave(
         let caller = caller.ok_or_else(|| Failure::null("caller"))?;
         // SAFETY: `wake` is NULL or valid for writing a `bool` (the contract above).
         let out = unsafe { Out::optional(wake) };
-        let must_wake = flight.flight.leave(&caller.caller);
+        let must_wake = flight.flight.leave(&caller.caller, at(now_ms));
         if let Some(out) = out {
             out.set(must_wake);
         }

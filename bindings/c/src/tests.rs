@@ -452,7 +452,7 @@ fn a_flight_shares_one_login_between_callers() {
     let leave = |caller: *mut SymphonyAuthCaller| {
         let mut wake = true;
         // SAFETY: `flight` is live; the caller is handed over.
-        assert_eq!(unsafe { symphony_auth_flight_leave(flight.0, caller, &mut wake) }, SymphonyAuthStatus::Ok);
+        assert_eq!(unsafe { symphony_auth_flight_leave(flight.0, caller, NOW, &mut wake) }, SymphonyAuthStatus::Ok);
         wake
     };
 

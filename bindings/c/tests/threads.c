@@ -95,7 +95,7 @@ static uint64_t tokens(uint32_t want, uint64_t generation) {
         }
         symphony_auth_output_free(out);
     }
-    symphony_auth_flight_leave(flight, caller, NULL);
+    symphony_auth_flight_leave(flight, caller, NOW, NULL);
     pthread_mutex_unlock(&lock);
     return got;
 }
