@@ -123,8 +123,11 @@ async fn a_storm_of_1000_401s_causes_exactly_one_login() {
     let counters = server.counters();
     assert_eq!(counters.requests(Endpoint::SessionLogin), 1, "exactly one re-login");
     assert_eq!(counters.requests(Endpoint::KeyManagerLogin), 1);
-    assert_eq!(counters.responses(Endpoint::SessionInfo, 401), TASKS as u64, "every task hit 401 first");
-    assert_eq!(counters.responses(Endpoint::SessionInfo, 200), TASKS as u64, "every replay succeeded");
+    // On a quiet machine every task sends before the first 401 comes back, so all 1,000 meet it; on a loaded one
+    // the late ones find the new tokens first. Either way: one login, and one 200 per task.
+    let unauthorized = counters.responses(Endpoint::SessionInfo, 401);
+    assert!((1..=TASKS as u64).contains(&unauthorized), "{unauthorized} tasks met the 401");
+    assert_eq!(counters.responses(Endpoint::SessionInfo, 200), TASKS as u64, "every task ended with a 200");
     assert_eq!(bot.tokens().await.unwrap().generation().get(), before.generation().get() + 1);
 }
 
