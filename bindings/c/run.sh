@@ -56,8 +56,8 @@ if ! read -r -t 60 ready <&4; then
     cat "$work/fake-pod.err" >&2
     exit 1
 fi
-pod="$(sed -n 's/.*"pod":"\([^"]*\)".*/\1/p' <<< "$ready")"
-"$work/login" "$pod" example.bot fixtures/keys/bot-2048.pkcs8.pem
+url_of() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" <<< "$ready"; }
+"$work/login" "$(url_of pod)" "$(url_of key_manager)" "$(url_of agent)" example.bot fixtures/keys/bot-2048.pkcs8.pem
 exec 3>&- 4<&-
 wait "$fake_pod"
 fake_pod=""

@@ -218,17 +218,23 @@ static SymphonyAuthTokens *log_in(SymphonyAuthAuthenticator *auth) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: login POD_URL USERNAME PRIVATE_KEY.pem\n"); return 2; }
-    const char *pod = argv[1], *username = argv[2];
+    if (argc != 6) {
+        fprintf(stderr, "usage: login POD_URL KEY_MANAGER_URL AGENT_URL USERNAME PRIVATE_KEY.pem\n");
+        return 2;
+    }
+    const char *pod = argv[1], *key_manager = argv[2], *agent = argv[3], *username = argv[4];
     uint8_t pem[8192];
-    FILE *key = fopen(argv[3], "rb");
-    if (!key) { fprintf(stderr, "login: cannot open %s\n", argv[3]); return 2; }
+    FILE *key = fopen(argv[5], "rb");
+    if (!key) { fprintf(stderr, "login: cannot open %s\n", argv[5]); return 2; }
     size_t pem_len = fread(pem, 1, sizeof pem, key);
     fclose(key);
 
     SymphonyAuthConfig *config = symphony_auth_config_new();
     SymphonyAuthAuthenticator *auth = NULL;
     if (symphony_auth_config_set_url(config, SYMPHONY_AUTH_SERVICE_POD, (const uint8_t *)pod, strlen(pod)) ||
+        symphony_auth_config_set_url(config, SYMPHONY_AUTH_SERVICE_KEY_MANAGER, (const uint8_t *)key_manager,
+                                     strlen(key_manager)) ||
+        symphony_auth_config_set_url(config, SYMPHONY_AUTH_SERVICE_AGENT, (const uint8_t *)agent, strlen(agent)) ||
         symphony_auth_config_set_username(config, (const uint8_t *)username, strlen(username)) ||
         symphony_auth_config_set_rsa_key_pem(config, pem, pem_len) ||
         symphony_auth_authenticator_new(config, now_ms() ^ (uint64_t)getpid(), &auth)) {
