@@ -484,3 +484,179 @@ fn an_unsigned_jwt_prints_its_exp_and_signer_only() {
         crate::jwt::UnsignedJwt::new("bot", UnixTime::from_secs(10), Duration::from_secs(240), Arc::new(Constant));
     assert_eq!(format!("{jwt:?}"), "UnsignedJwt { exp: 250, signer: Constant, .. }");
 }
+
+#[cfg(feature = "bdk-config")]
+mod bdk_files {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use crate::bdk::{BdkConfigError, CredentialSource, ProxySettings, Source, parse_bdk_config};
+    use crate::retry::RetryPolicy;
+
+    const BOT: &str = "bot: {username: b, privateKey: {path: /k.pem}}\n";
+
+    fn parse(text: &str) -> Result<crate::BotSettings, BdkConfigError> {
+        parse_bdk_config(text, &|name| match name {
+            "A" => Some("1".into()),
+            "USER" => Some("env.bot".into()),
+            _ => None,
+        })
+    }
+
+    fn with_bot(text: &str) -> Result<crate::BotSettings, BdkConfigError> {
+        parse(&format!("host: h\n{BOT}{text}"))
+    }
+
+    fn invalid(key: &str, reason: &str) -> BdkConfigError {
+        BdkConfigError::InvalidValue { key: key.into(), reason: reason.into() }
+    }
+
+    #[test]
+    fn sources_print_their_path_but_not_their_content() {
+        assert_eq!(format!("{:?}", Source::Path("/k.pem".into())), r#"Path("/k.pem")"#);
+        assert_eq!(format!("{:?}", Source::Content(b"secret".to_vec())), "Content(<6 bytes>)");
+    }
+
+    #[test]
+    fn a_certificate_is_pkcs12_with_a_password_or_a_p12_name() {
+        let certificate = |path: &str, password: Option<&str>| CredentialSource::Certificate {
+            source: Source::Path(PathBuf::from(path)),
+            password: password.map(secrecy::SecretString::from),
+        };
+        assert!(certificate("/c.pem", Some("pw")).is_pkcs12());
+        assert!(certificate("/c.p12", None).is_pkcs12());
+        assert!(certificate("/c.PFX", None).is_pkcs12());
+        assert!(!certificate("/c.pem", None).is_pkcs12());
+        let content = CredentialSource::Certificate { source: Source::Content(b"x".to_vec()), password: None };
+        assert!(!content.is_pkcs12());
+        assert!(!CredentialSource::RsaKey(Source::Path("/k.p12".into())).is_pkcs12());
+        assert_eq!(certificate("/c.p12", Some("pw")).password(), Some("pw"));
+        assert_eq!(certificate("/c.p12", None).password(), None);
+        assert_eq!(CredentialSource::RsaKey(Source::Path("/k".into())).password(), None);
+    }
+
+    #[test]
+    fn proxy_credentials_are_percent_encoded_into_the_url() {
+        let proxy = |username: Option<&str>, password: Option<&str>| ProxySettings {
+            url: "http://proxy:3128".into(),
+            username: username.map(str::to_owned),
+            password: password.map(secrecy::SecretString::from),
+        };
+        assert_eq!(proxy(None, Some("ignored")).url_with_credentials(), "http://proxy:3128");
+        assert_eq!(proxy(Some("user"), None).url_with_credentials(), "http://user@proxy:3128");
+        assert_eq!(
+            proxy(Some("us er"), Some("p@ss:w/rd")).url_with_credentials(),
+            "http://us%20er:p%40ss%3Aw%2Frd@proxy:3128"
+        );
+        assert_eq!(proxy(Some("a-B.9_~"), Some("é")).url_with_credentials(), "http://a-B.9_~:%C3%A9@proxy:3128");
+    }
+
+    #[test]
+    fn variables_are_expanded_everywhere_with_defaults() {
+        let settings =
+            parse("host: h${A}\nbot: {username: '${USER}', privateKey: {path: '/${B:-keys}/${A}.pem'}}").unwrap();
+        assert_eq!(settings.endpoints.pod.host(), "h1");
+        assert_eq!(settings.username, "env.bot");
+        assert!(
+            matches!(&settings.credentials, CredentialSource::RsaKey(Source::Path(p)) if p == &PathBuf::from("/keys/1.pem"))
+        );
+        assert_eq!(with_bot("unused: [a, '${NOPE}']").unwrap_err(), BdkConfigError::UnsetVariable("NOPE".into()));
+        let kept = parse("host: 'h'\nbot: {username: 'b${A', privateKey: {path: k}}").unwrap();
+        assert_eq!(kept.username, "b${A", "an unterminated reference is kept as written");
+        assert_eq!(parse("").unwrap_err(), BdkConfigError::MissingKey("host"));
+    }
+
+    #[test]
+    fn numbers_are_whole_and_in_range() {
+        for (port, ok) in
+            [("1", true), ("65535", true), ("'8443'", true), ("0", false), ("65536", false), ("1.5", false)]
+        {
+            assert_eq!(with_bot(&format!("port: {port}")).is_ok(), ok, "port {port}");
+        }
+        assert_eq!(with_bot("port: true").unwrap_err(), invalid("port", "not a number"));
+        assert_eq!(with_bot("port: '4x'").unwrap_err(), invalid("port", "not a number"));
+        assert_eq!(with_bot("port: ~").unwrap().endpoints.pod.port(), 443);
+        assert_eq!(
+            with_bot("agent: {port: 0}").unwrap_err(),
+            invalid("agent.port", "expected a whole number from 1 to 65535")
+        );
+        assert_eq!(with_bot("connectionTimeout: 2500").unwrap().connect_timeout, Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn retry_settings_follow_the_bdk_rules() {
+        let retry = |text: &str| with_bot(&format!("retry: {{{text}}}")).map(|s| s.retry);
+        let policy = |attempts, initial, multiplier, max| {
+            RetryPolicy::new(attempts, Duration::from_millis(initial), multiplier, Duration::from_millis(max)).unwrap()
+        };
+        assert_eq!(retry("maxAttempts: 5").unwrap(), policy(5, 500, 2.0, 300_000));
+        assert_eq!(retry("maxAttempts: -1").unwrap().max_attempts(), RetryPolicy::MAX_ATTEMPTS);
+        assert_eq!(
+            retry("maxAttempts: 0").unwrap_err(),
+            invalid("retry.maxAttempts", "expected a whole number from 1 to 4294967295")
+        );
+        assert_eq!(retry("multiplier: 3").unwrap(), policy(10, 500, 3.0, 300_000));
+        assert_eq!(retry("multiplier: 1").unwrap(), policy(10, 500, 1.0, 300_000));
+        assert_eq!(retry("multiplier: 0.5").unwrap(), policy(10, 500, 2.0, 300_000), "below 1 becomes 2");
+        assert_eq!(retry("initialIntervalMillis: 20, maxIntervalMillis: 40").unwrap(), policy(10, 20, 2.0, 40));
+    }
+
+    #[test]
+    fn schemes_usernames_and_sources_are_checked() {
+        assert_eq!(parse(&format!("host: h\nscheme: HTTP\n{BOT}")).unwrap().endpoints.agent.scheme(), "http");
+        assert_eq!(
+            parse(&format!("host: h\nscheme: ftp\n{BOT}")).unwrap_err(),
+            BdkConfigError::UnknownScheme { key: "scheme".into(), value: "ftp".into() }
+        );
+        assert_eq!(
+            parse("host: h\nbot: {username: '  ', privateKey: {path: k}}").unwrap_err(),
+            BdkConfigError::MissingKey("bot.username")
+        );
+        let blank_path = parse("host: h\nbot: {username: b, privateKey: {path: ' ', content: PEM}}").unwrap();
+        assert!(matches!(&blank_path.credentials, CredentialSource::RsaKey(Source::Content(c)) if c == b"PEM"));
+        let blank_content = parse("host: h\nbot: {username: b, privateKey: {path: ' /k.pem ', content: ' '}}").unwrap();
+        assert!(
+            matches!(&blank_content.credentials, CredentialSource::RsaKey(Source::Path(p)) if p == &PathBuf::from("/k.pem"))
+        );
+        let certificate = parse("host: h\nbot: {username: b, certificate: {path: /c.p12, password: pw}}").unwrap();
+        assert_eq!(certificate.credentials.password(), Some("pw"));
+        let empty = parse("host: h\nbot: {username: b, certificate: {path: /c.pem, password: ''}}").unwrap();
+        assert_eq!(empty.credentials.password(), None);
+        let config = with_bot("").unwrap().to_config(crate::LoginMethod::Certificate).unwrap();
+        assert_eq!(config.username().as_str(), "b");
+    }
+
+    #[test]
+    fn one_proxy_serves_every_service() {
+        let proxy = |text: &str| with_bot(text).map(|s| s.proxy.map(|p| p.url_with_credentials()));
+        assert_eq!(proxy("").unwrap(), None);
+        assert_eq!(proxy("proxy: {host: p, port: 3128}").unwrap().as_deref(), Some("http://p:3128"));
+        assert_eq!(proxy("agent: {proxy: {host: p, port: 3128}}").unwrap().as_deref(), Some("http://p:3128"));
+        assert_eq!(
+            proxy("proxy: {host: p, port: 3128}\npod: {proxy: {host: p, port: 3128}}").unwrap().as_deref(),
+            Some("http://p:3128")
+        );
+        assert_eq!(
+            proxy("proxy: {host: p, port: 3128}\nagent: {proxy: {host: q, port: 3128}}").unwrap_err(),
+            invalid("proxy", "different proxies per service are not supported: set one `proxy` at the root")
+        );
+        assert_eq!(proxy("proxy: {host: ' ', port: 3128}").unwrap_err(), BdkConfigError::MissingKey("proxy.host"));
+        assert_eq!(proxy("proxy: {host: p}").unwrap_err(), BdkConfigError::MissingKey("proxy.port"));
+        assert_eq!(
+            proxy("proxy: {host: p, port: 1, username: '', password: ''}").unwrap().as_deref(),
+            Some("http://p:1"),
+            "empty credentials are none"
+        );
+        assert_eq!(
+            proxy("proxy: {host: p, port: 1, username: u, password: pw}").unwrap().as_deref(),
+            Some("http://u:pw@p:1")
+        );
+    }
+}
+
+#[test]
+fn jitter_is_splitmix64_so_that_bindings_replay_it() {
+    let mut jitter = crate::retry::Jitter::new(0);
+    let values: Vec<u64> = (0..3).map(|_| jitter.next_u64()).collect();
+    assert_eq!(values, [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F]);
+}

@@ -84,7 +84,7 @@ impl World {
     fn call(&mut self, request: HttpRequest) -> Result<HttpResponse, ApiError> {
         let mut call = self.flight.api_call(request).unwrap();
         let mut tokens = self.tokens();
-        loop {
+        for _ in 0..100 {
             let outcome = self.send(call.request(&tokens));
             match call.handle(outcome, self.now) {
                 ApiStep::Return(response) => return Ok(response),
@@ -93,6 +93,7 @@ impl World {
                 ApiStep::Fail(error) => return Err(error),
             }
         }
+        panic!("the API call neither returned nor failed in 100 attempts");
     }
 }
 

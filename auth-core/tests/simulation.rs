@@ -383,6 +383,17 @@ fn key_manager_always_fails_the_login_even_under_skd() {
 }
 
 #[test]
+fn with_key_manager_always_a_refusal_fails_the_login_without_waiting_for_the_session() {
+    let mut sim = Sim::new(rsa_config(10).with_key_manager(KeyManagerPolicy::Always));
+    let batch = sim.send_batch();
+    sim.answer(batch[1].id, &Reply::Status(403));
+    match sim.machine.poll_output(START) {
+        Output::Done(Err(AuthError::Rejected { endpoint: KM, status: 403, .. })) => {}
+        other => panic!("the session answer cannot change the verdict: {other:?}"),
+    }
+}
+
+#[test]
 fn certificate_logins_send_no_body_to_the_certificate_endpoints_and_sign_nothing() {
     let config = Config::certificate(endpoints(), "bot.user").unwrap();
     let mut sim = Sim::new(config);

@@ -45,13 +45,15 @@ fn status(code: u16) -> HttpResponse {
 
 /// Polls `caller` past signing until it has requests to send.
 fn requests(flight: &mut Flight, caller: &mut super::Caller, now: UnixTime) -> Vec<LoginRequest> {
-    loop {
+    // Signing once must be enough: a bounded loop fails rather than hangs if it is not.
+    for _ in 0..3 {
         match flight.poll(caller, now) {
             Step::Sign(jwt) => flight.supply_jwt(jwt.sign(), now),
             Step::Send(batch) => return batch,
             other => panic!("expected requests, got {other:?}"),
         }
     }
+    panic!("still asked to sign after a signature was supplied");
 }
 
 fn done(step: Step) -> (Result<Arc<Tokens>, AuthError>, bool) {
@@ -256,4 +258,27 @@ fn flight_abandon_requests_counts_them_as_failed() {
     requests(&mut flight, &mut leader, NOW);
     flight.abandon_requests(NOW);
     assert!(matches!(flight.poll(&mut leader, NOW), Step::WaitUntil(_)));
+}
+
+#[test]
+fn each_api_call_draws_its_own_jitter_seed_from_the_machine() {
+    let retry =
+        crate::ApiRetry::new(RetryPolicy::new(5, Duration::from_millis(500), 2.0, Duration::from_secs(60)).unwrap());
+    let config =
+        Config::certificate(Endpoints::single("https://pod.example").unwrap(), "bot").unwrap().with_api_retry(retry);
+    let waits = |flight: &mut Flight| {
+        let request = http::Request::get("https://pod.example/pod/v1/x").body(Vec::new()).unwrap();
+        let mut call = flight.api_call(request).unwrap();
+        (0..3)
+            .map(|_| match call.handle(Ok(status(503)), NOW) {
+                crate::ApiStep::RetryAt(at) => at,
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut one = Flight::new(Authenticator::new(config.clone(), 5));
+    let first = waits(&mut one);
+    assert_ne!(first, waits(&mut one), "two calls of one bot do not retry in step");
+    let mut same = Flight::new(Authenticator::new(config, 5));
+    assert_eq!(waits(&mut same), first, "the machine's seed replays them");
 }
