@@ -11,7 +11,9 @@
 //! reader (test fixtures for `key.pem`, `cert.pem`, `bot.p12`; not-found for any other path).
 //!
 //! Checks: no panic; no canary password and no slice of a private key in any error's `Display` or `Debug`, nor in
-//! the `Debug` of the settings or of what `load` built.
+//! the `Debug` of the settings or of what `load` built. A raw text that already holds secret text (libFuzzer learns
+//! it from the comparisons the parser makes) is checked for panics only, and the structured reading drops such a
+//! tail: a host name made of key text is rightly quoted back.
 
 #![no_main]
 
@@ -200,11 +202,15 @@ fn render(input: &Structured) -> String {
         }
         _ => String::new(),
     };
-    format!("{host}port: 443\nbot:\n  username: fuzz.bot\n{bot}{proxy}{}", input.tail.replace('$', ""))
+    // No `$`: the tail must not fetch a canary from the environment into a place where it is quoted on purpose; and
+    // no secret text the fuzzer has learned (see `common::contains_secret`).
+    let tail = input.tail.replace('$', "");
+    let tail = if common::contains_secret(tail.as_bytes(), secrets()) { String::new() } else { tail };
+    format!("{host}port: 443\nbot:\n  username: fuzz.bot\n{bot}{proxy}{tail}")
 }
 
 fn check(text: &str, env: &dyn Fn(&str) -> Option<String>) {
-    let secrets = secrets();
+    let secrets: &[String] = if common::contains_secret(text.as_bytes(), secrets()) { &[] } else { secrets() };
     let settings = match parse_bdk_config(text, env) {
         Ok(settings) => settings,
         Err(error) => return common::assert_error_clean("BdkConfigError", &error, secrets),
