@@ -606,7 +606,10 @@ mod bdk_files {
 
     #[test]
     fn schemes_usernames_and_sources_are_checked() {
-        assert_eq!(parse(&format!("host: h\nscheme: HTTP\n{BOT}")).unwrap().endpoints.agent.scheme(), "http");
+        assert_eq!(
+            parse(&format!("host: h\nscheme: HTTP\nallowInsecureHttp: true\n{BOT}")).unwrap().endpoints.agent.scheme(),
+            "http"
+        );
         assert_eq!(
             parse(&format!("host: h\nscheme: ftp\n{BOT}")).unwrap_err(),
             BdkConfigError::UnknownScheme { key: "scheme".into(), value: "ftp".into() }
