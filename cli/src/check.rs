@@ -33,6 +33,11 @@ impl Report {
         println!("  -     {text}");
     }
 
+    /// Works, but should not be so: plain HTTP, for one.
+    fn warn(&self, text: &str) {
+        println!("  WARN  {text}");
+    }
+
     fn problem(&mut self, class: Class, text: String) {
         println!("  FAIL  {text}");
         self.problems.push((class, text));
@@ -144,8 +149,13 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
         let received = SystemTime::now();
         match outcome {
             Ok(response) => {
-                let tls = if base.scheme() == "https" { "TLS trusted" } else { "plain HTTP, no TLS" };
-                report.ok(&format!("{origin}  {tls}, answered HTTP {}", response.status().as_u16()));
+                let status = response.status().as_u16();
+                if base.scheme() == "https" {
+                    report.ok(&format!("{origin}  TLS trusted, answered HTTP {status}"));
+                } else {
+                    // Tokens and the login JWT cross the network readable by anyone on the path.
+                    report.warn(&format!("{origin}  plain HTTP, no TLS: tokens travel unencrypted (HTTP {status})"));
+                }
                 if clock.is_none()
                     && let Some(offset) = clock_offset(&response, received)
                 {

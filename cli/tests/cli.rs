@@ -361,6 +361,7 @@ fn check_on_a_good_rsa_config_shows_the_public_key_and_each_endpoint() {
     assert!(out.contains(&format!("POST {url}/login/pubkey/authenticate: HTTP 200, token received")), "{out}");
     assert!(out.contains(&format!("POST {km}/relay/pubkey/authenticate: HTTP 200, token received")), "{out}");
     assert!(out.contains("s from ours"), "the clock offset: {out}");
+    assert!(out.contains(&format!("  WARN  {url}  plain HTTP, no TLS: tokens travel unencrypted")), "{out}");
     assert!(out.ends_with("everything looks right\n"), "{out}");
     assert_eq!(server.counters().requests(Endpoint::SessionLogin), 1);
     assert_eq!(secrets.tokens, 2);
