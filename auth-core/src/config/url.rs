@@ -1,8 +1,8 @@
 //! A service's base URL, validated on construction: scheme, host, port and context path, and whether plain HTTP
 //! is allowed for it.
 
+use core::net::IpAddr;
 use std::fmt;
-use std::net::IpAddr;
 
 use http::Uri;
 use http::uri::{Authority, Scheme};
