@@ -12,9 +12,9 @@ use crate::error::ConfigError;
 /// A validated base URL: `http` or `https`, a host, an optional port and an optional context path, without query,
 /// fragment or user information.
 ///
-/// Plain `http` parses, but a [`Config`] accepts it only for a loopback host (`localhost`, `127.0.0.0/8`, `::1`)
-/// or after an explicit [`allow_insecure_http`](Self::allow_insecure_http): over plain HTTP the login JWT and the
-/// tokens cross the network readable by anyone on the path.
+/// Plain `http` parses, but a [`Config`](crate::Config) accepts it only for a loopback host (`localhost`,
+/// `127.0.0.0/8`, `::1`) or after an explicit [`allow_insecure_http`](Self::allow_insecure_http): over plain HTTP the
+/// login JWT and the tokens cross the network readable by anyone on the path.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BaseUrl {
     scheme: Scheme,
