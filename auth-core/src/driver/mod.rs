@@ -272,7 +272,7 @@ impl<D: Driver> BotBuilder<D> {
     }
 }
 
-#[cfg(all(feature = "bdk-config", feature = "rsa-signer"))]
+#[cfg(feature = "bdk-config")]
 impl<D: Driver> BotBuilder<D> {
     /// The settings of a BDK configuration file (the YAML or JSON of the Java and Python SDKs): `host` (and
     /// per-service `pod`, `agent`, `keyManager`, `sessionAuth`), `bot.username`, `bot.privateKey` or
@@ -321,7 +321,7 @@ impl<D: Driver> BotBuilder<D> {
 ///
 /// # Errors
 /// [`BotError::ConfigFile`], naming the key at fault.
-#[cfg(all(feature = "bdk-config", feature = "rsa-signer"))]
+#[cfg(feature = "bdk-config")]
 pub fn load_bdk_file(
     path: &std::path::Path,
     read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
