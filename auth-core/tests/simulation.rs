@@ -564,6 +564,22 @@ fn a_clock_set_back_never_lengthens_a_cool_down() {
 }
 
 #[test]
+fn asking_about_a_cool_down_with_an_earlier_clock_reads_it_as_stepped_back() {
+    let mut sim = Sim::new(rsa_config(10).with_key_manager(KeyManagerPolicy::Never));
+    sim.drive(|_, _| Reply::Status(403)).unwrap_err();
+    let (_, until) = sim.machine.cooling_down(sim.now).unwrap();
+    let left = until.saturating_since(sim.now);
+    // Asked before any input tells the machine of the step back: the same time is left, not an hour more.
+    let back = UnixTime::from_millis(sim.now.as_millis() - 3_600_000);
+    let (_, until) = sim.machine.cooling_down(back).unwrap();
+    assert_eq!(until.saturating_since(back), left);
+    // Once told of the step back, the machine ends the cool-down that much after the earlier time.
+    sim.machine.handle_timeout(back);
+    assert!(sim.machine.cooling_down(UnixTime::from_millis(back.saturating_add(left).as_millis() - 1)).is_some());
+    assert_eq!(sim.machine.cooling_down(back.saturating_add(left)), None);
+}
+
+#[test]
 fn handle_timeout_is_idempotent() {
     let mut sim = Sim::new(rsa_config(10).with_key_manager(KeyManagerPolicy::Never));
     let first = sim.send_batch();

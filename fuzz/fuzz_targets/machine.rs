@@ -220,7 +220,8 @@ impl Driver {
             None => {}
             Some(RetryAfter::Secs(secs)) => builder = builder.header(http::header::RETRY_AFTER, *secs),
             Some(RetryAfter::Date(offset)) => {
-                let at = (self.now.as_secs() as i64 + i64::from(*offset)).max(0) as u64;
+                // An HTTP date cannot name a year past 9999 (`httpdate` panics there).
+                let at = (self.now.as_secs() as i64 + i64::from(*offset)).clamp(0, 253_402_300_799) as u64;
                 let date = httpdate::fmt_http_date(UnixTime::from_secs(at).to_system_time());
                 builder = builder.header(http::header::RETRY_AFTER, date);
             }

@@ -179,10 +179,16 @@ impl Authenticator {
     }
 
     /// The last login's failure while it is still handed out instead of a new login: the error and the end of its
-    /// cool-down.
+    /// cool-down. A `now` before the last time the machine was told is read as the clock stepping back, as the next
+    /// input would read it, so the cool-down left never exceeds its length.
     #[must_use]
     pub fn cooling_down(&self, now: UnixTime) -> Option<(&AuthError, UnixTime)> {
-        self.failure.as_ref().filter(|f| now < f.until).map(|f| (&f.error, f.until))
+        let failure = self.failure.as_ref()?;
+        let until = match self.clock {
+            Some(seen) if now < seen => shift_back(failure.until, seen.saturating_since(now)),
+            _ => failure.until,
+        };
+        (now < until).then_some((&failure.error, until))
     }
 
     /// What to do next. Begins a login when there are no tokens, none is under way and no failed login is cooling
@@ -290,7 +296,7 @@ impl Authenticator {
             return;
         }
         let back = seen.saturating_since(now);
-        let shift = |t: UnixTime| UnixTime::from_millis(t.as_millis().saturating_sub(duration_millis(back)));
+        let shift = |t: UnixTime| shift_back(t, back);
         if let Some(login) = &mut self.login {
             for leg in login.legs_mut() {
                 if let LegStatus::Backoff { since, until } = leg.status {
@@ -489,6 +495,11 @@ impl Authenticator {
             Purpose::AgentVersion => None,
         }
     }
+}
+
+/// `t` moved `back` earlier, as a deadline moves when the wall clock steps back.
+fn shift_back(t: UnixTime, back: Duration) -> UnixTime {
+    UnixTime::from_millis(t.as_millis().saturating_sub(duration_millis(back)))
 }
 
 fn duration_millis(duration: Duration) -> u64 {
