@@ -610,6 +610,21 @@ fn a_failing_signer_fails_the_login_with_its_reason() {
 }
 
 #[test]
+fn a_signature_supplied_late_sets_the_clock_its_cool_down_is_measured_by() {
+    let config = Config::rsa(endpoints(), "bot.user", Arc::new(BrokenSigner)).unwrap();
+    let mut sim = Sim::new(config.with_key_manager(KeyManagerPolicy::Never));
+    let Output::Sign(jwt) = sim.machine.poll_output(START) else { panic!("expected a Sign output") };
+    // The signature fails two hours later; then the wall clock steps back one hour.
+    let late = at(secs(7200));
+    sim.machine.supply_jwt(jwt.sign(), late);
+    let (_, until) = sim.machine.cooling_down(late).unwrap();
+    let left = until.saturating_since(late);
+    let back = at(secs(3600));
+    let (_, until) = sim.machine.cooling_down(back).unwrap();
+    assert_eq!(until.saturating_since(back), left, "a step back must not lengthen the cool-down");
+}
+
+#[test]
 fn the_jwt_is_fresh_for_every_attempt() {
     let mut sim = Sim::new(rsa_config(10).with_key_manager(KeyManagerPolicy::Never));
     sim.drive(|_, n| if n == 1 { Reply::Status(503) } else { ok("s") }).unwrap();

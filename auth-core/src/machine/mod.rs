@@ -267,6 +267,7 @@ impl Authenticator {
     /// The outcome of signing what [`Output::Sign`] handed out: the next requests carry the JWT, or the login fails
     /// with the signer's error. Ignored when no login is under way.
     pub fn supply_jwt(&mut self, signed: Result<SignedJwt, SignError>, now: UnixTime) {
+        self.observe(now);
         if self.login.is_none() {
             return;
         }
