@@ -33,8 +33,10 @@ fi
 
 echo "== cargo mutants on the lines changed since $base ($merge_base), at most $minutes min"
 status=0
+# `--gitignore true`: the scratch copies leave out ignored build output such as fuzz/target, which is large and may
+# be changing while they are made.
 timeout --foreground "${minutes}m" \
-  cargo mutants --in-diff "$diff_file" --package "$package" --all-features --timeout 20 --jobs 1 --no-shuffle \
+  cargo mutants --in-diff "$diff_file" --package "$package" --all-features --timeout 20 --jobs 1 --no-shuffle --gitignore true \
   || status=$?
 case "$status" in
   0) echo "== every mutant of the changed lines was caught" ;;
