@@ -555,6 +555,20 @@ mod bdk_files {
     }
 
     #[test]
+    fn proxy_credentials_are_encoded_into_a_buffer_sized_once() {
+        // Every byte of these needs percent-encoding: the worst case the buffer is sized for, exactly, so that no
+        // reallocation leaves an unwiped copy of the password behind.
+        let proxy = ProxySettings {
+            url: "http://proxy.example:3128".into(),
+            username: Some("@@@@".into()),
+            password: Some(secrecy::SecretString::from("::::::::")),
+        };
+        let url = proxy.url_with_credentials();
+        assert_eq!(url.as_str(), format!("http://{}:{}@proxy.example:3128", "%40".repeat(4), "%3A".repeat(8)));
+        assert_eq!(url.capacity(), url.len());
+    }
+
+    #[test]
     fn variables_are_expanded_everywhere_with_defaults() {
         let settings =
             parse("host: h${A}\nbot: {username: '${USER}', privateKey: {path: '/${B:-keys}/${A}.pem'}}").unwrap();

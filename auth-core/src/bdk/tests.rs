@@ -201,6 +201,18 @@ fn a_password_written_as_a_number_is_named_not_shown() {
 }
 
 #[test]
+fn only_a_credential_written_inline_gets_the_path_hint() {
+    for text in [
+        "host: h\nretry: fast\nbot: {username: b, privateKey: {path: k}}",
+        "host: h\nallowInsecureHttp: maybe\nbot: {username: b, privateKey: {path: k}}",
+    ] {
+        let error = parse(text).unwrap_err();
+        assert!(matches!(&error, BdkConfigError::WrongType { found: "a string", .. }), "{text}: {error:?}");
+        assert!(!error.to_string().contains("path: <file>"), "{error}");
+    }
+}
+
+#[test]
 fn an_inline_key_where_a_mapping_belongs_is_named_not_shown() {
     let key = include_str!("../../../fixtures/keys/bot-2048.pkcs8.pem");
     let text = format!(
