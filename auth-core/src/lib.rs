@@ -17,6 +17,7 @@ mod identity;
 mod jwt;
 mod key;
 mod machine;
+mod obo;
 mod pem;
 mod request;
 mod response;
@@ -56,6 +57,7 @@ pub use key::{KeyFormat, MIN_RSA_BITS};
 pub use machine::{
     Authenticator, Event, KeyManagerOutcome, LoginRequest, Output, RequestId, State, UnauthorizedOutcome,
 };
+pub use obo::{OboUser, obo_user_login};
 pub use request::{USER_AGENT_VALUE, agent_info, certificate_login, echo, rsa_login, session_info};
 pub use response::{MAX_RESPONSE_BODY, agent_supports_simplified_key_delivery, server_clock_offset};
 pub use retry::{CoolDown, RetryPolicy, parse_retry_after};

@@ -90,6 +90,8 @@ pub struct Config {
     pub(crate) parallel_login: bool,
     pub(crate) cool_down: CoolDown,
     pub(crate) api_retry: Option<crate::api::ApiRetry>,
+    /// The user an app acts for (OBO); `None` for a bot.
+    pub(crate) obo: Option<crate::obo::OboUser>,
 }
 
 impl Config {
@@ -121,6 +123,7 @@ impl Config {
             parallel_login: true,
             cool_down: CoolDown::default(),
             api_retry: None,
+            obo: None,
         })
     }
 

@@ -30,11 +30,12 @@ use crate::config::{Config, KeyManagerPolicy, LoginMethod};
 use crate::endpoint::{LoginEndpoint, Purpose};
 use crate::error::{AuthError, FailureCause, SignError, TransportFailure, TransportKind, UsageError};
 use crate::jwt::{Jwt, SignedJwt, UnsignedJwt};
+use crate::obo::obo_user_login;
 use crate::request::{agent_info, certificate_login, rsa_login};
-use crate::response::{LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer};
+use crate::response::{LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer_with};
 use crate::retry::Jitter;
 use crate::time::UnixTime;
-use crate::tokens::{Generation, Tokens};
+use crate::tokens::{Generation, SessionToken, Tokens};
 
 use login::{AgentCheck, Leg, LegStatus, Login};
 
@@ -232,7 +233,8 @@ impl Authenticator {
             return Some(Output::Send(vec![LoginRequest { id, endpoint: LoginEndpoint::AgentVersion, request }]));
         }
         if login.legs().any(Leg::is_due) {
-            if let LoginMethod::Rsa(signer) = &self.config.method {
+            let signs = login.legs().any(|leg| leg.is_due() && leg.endpoint.signs_jwt());
+            if let (true, LoginMethod::Rsa(signer)) = (signs, &self.config.method) {
                 let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
                 if !self.jwt.as_ref().is_some_and(|cached| cached.usable_for(exp)) {
                     let (username, lifetime) = (self.config.username.as_str(), self.config.jwt_lifetime);
@@ -251,9 +253,18 @@ impl Authenticator {
     fn send_due(&mut self) -> Vec<LoginRequest> {
         let mut batch = Vec::with_capacity(2);
         let Some(login) = self.login.as_mut() else { return batch };
-        for leg in login.legs_mut().filter(|leg| leg.is_due()) {
-            let request = match (&self.config.method, &self.jwt) {
-                (LoginMethod::Rsa(_), Some(cached)) => rsa_login(leg.endpoint, &self.config.endpoints, &cached.jwt),
+        let app_session = login.app_session.clone().map(SessionToken);
+        for leg in [Some(&mut login.session), login.key_manager.as_mut()].into_iter().flatten() {
+            if !leg.is_due() {
+                continue;
+            }
+            let request = match (&self.jwt, &self.config.obo, &app_session) {
+                (_, Some(user), Some(app)) if leg.endpoint.is_obo_user() => {
+                    obo_user_login(leg.endpoint, &self.config.endpoints, user, app)
+                }
+                (Some(cached), _, _) if leg.endpoint.signs_jwt() => {
+                    rsa_login(leg.endpoint, &self.config.endpoints, &cached.jwt)
+                }
                 _ => certificate_login(leg.endpoint, &self.config.endpoints),
             };
             let id = RequestId(self.next_id);
@@ -370,7 +381,28 @@ impl Authenticator {
         }
         self.answered();
         let username = self.config.username.to_string();
-        let outcome = match read_login_answer(response, now) {
+        // The certificate OBO user logins answer `{"sessionToken": ...}` rather than a `Token` (PROTOCOL §15.22).
+        let field = match endpoint {
+            LoginEndpoint::CertificateOboUserId | LoginEndpoint::CertificateOboUsername => "sessionToken",
+            _ => "token",
+        };
+        let obo_user = self.config.obo.as_ref().filter(|_| endpoint.is_obo_user()).map(ToString::to_string);
+        let outcome = match (read_login_answer_with(response, now, field), obo_user) {
+            (LoginAnswer::Rejected { status: status @ (401 | 403), .. }, Some(user)) => {
+                Outcome::Fatal(AuthError::OboNotInstalled { endpoint, app_id: username, user, status })
+            }
+            (LoginAnswer::Unusable { status: 404, .. }, Some(user)) => {
+                Outcome::Fatal(AuthError::OboUnknownUser { endpoint, user })
+            }
+            (answer, _) => self.outcome_of(answer, endpoint, username),
+        };
+        self.settle(purpose, outcome, now);
+        Ok(())
+    }
+
+    /// What a login answer means for its leg.
+    fn outcome_of(&self, answer: LoginAnswer, endpoint: LoginEndpoint, username: String) -> Outcome {
+        match answer {
             LoginAnswer::Token(token) => Outcome::Token(token),
             LoginAnswer::Retry { status, retry_after } => {
                 Outcome::Retry { cause: FailureCause::Status(status), retry_after }
@@ -381,9 +413,7 @@ impl Authenticator {
             LoginAnswer::Unusable { status, problem, body_prefix } => {
                 Outcome::Fatal(AuthError::Protocol { endpoint, status, problem, body_prefix })
             }
-        };
-        self.settle(purpose, outcome, now);
-        Ok(())
+        }
     }
 
     /// Request `id` failed below HTTP (timeout, connection refused or reset, TLS).
@@ -444,6 +474,17 @@ impl Authenticator {
     }
 
     fn begin_login(&mut self, refresh: bool) {
+        self.events.push_back(Event::LoginStarted { refresh: refresh && matches!(self.held, Held::Tokens(_)) });
+        if self.config.obo.is_some() {
+            // OBO: the app's own session first; the user step follows it (see `settle`). No key manager.
+            let app = match self.config.method {
+                LoginMethod::Rsa(_) => LoginEndpoint::RsaAppSession,
+                LoginMethod::Certificate => LoginEndpoint::CertificateAppSession,
+            };
+            let session = Leg::new(app, true);
+            self.login = Some(Login { session, key_manager: None, agent_check: None, app_session: None });
+            return;
+        }
         let (session, key_manager) = match self.config.method {
             LoginMethod::Rsa(_) => (LoginEndpoint::RsaSession, LoginEndpoint::RsaKeyManager),
             LoginMethod::Certificate => (LoginEndpoint::CertificateSession, LoginEndpoint::CertificateKeyManager),
@@ -455,8 +496,8 @@ impl Authenticator {
             // A pod that granted SKD last time will very likely grant it again: ask it first, alone.
             KeyManagerPolicy::Auto => Some(Leg::new(key_manager, parallel && self.last_skd != Some(true))),
         };
-        self.login = Some(Login { session: Leg::new(session, true), key_manager, agent_check: None });
-        self.events.push_back(Event::LoginStarted { refresh: refresh && matches!(self.held, Held::Tokens(_)) });
+        self.login =
+            Some(Login { session: Leg::new(session, true), key_manager, agent_check: None, app_session: None });
     }
 
     /// Which leg request `id` belongs to, with its endpoint: `Ok(None)` for a request the machine gave up on.
