@@ -13,9 +13,11 @@ pub mod driver;
 mod endpoint;
 mod error;
 mod flight;
+mod health;
 mod identity;
 mod jwt;
 mod key;
+mod logout;
 mod machine;
 mod obo;
 mod pem;
@@ -47,6 +49,11 @@ pub use error::{
     UsageError,
 };
 pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
+pub use health::{
+    AGENT_HEALTH_EXTENDED_PATH, AGENT_HEALTH_PATH, AgentHealth, AgentServiceUsers, AgentServices, HealthError,
+    HealthStatus, ServiceHealth, ServiceUserHealth, agent_health, agent_health_extended, parse_agent_health,
+    parse_agent_health_extended,
+};
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
 pub use jwt::{Jwt, SKD_CLAIM, SignedJwt, UnsignedJwt, decode_claims, grants_simplified_key_delivery, login_jwt};
 #[cfg(feature = "ring-signer")]
@@ -54,6 +61,7 @@ pub use key::RingSigner;
 #[cfg(feature = "rsa-signer")]
 pub use key::RsaSigner;
 pub use key::{KeyFormat, MIN_RSA_BITS};
+pub use logout::{LOGOUT_PATH, LogoutError, logout, parse_logout};
 pub use machine::{
     Authenticator, Event, KeyManagerOutcome, LoginRequest, Output, RequestId, State, UnauthorizedOutcome,
 };

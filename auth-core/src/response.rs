@@ -159,7 +159,7 @@ fn strip_bearer(value: &str) -> &str {
 
 /// What an error body says in words, masked and shortened: the `message` of a `{"code":..,"message":..}` body, or
 /// the `<title>` of an HTML page (proxies answer with those).
-fn server_words(body: &[u8]) -> Option<String> {
+pub(crate) fn server_words(body: &[u8]) -> Option<String> {
     let body = body.get(..MAX_RESPONSE_BODY).unwrap_or(body);
     let words = match json_fields(body, ["message"]) {
         Some([Field::Text(message)]) => mask(message.as_str()),

@@ -466,6 +466,17 @@ impl Authenticator {
         }
     }
 
+    /// The tokens of `generation` were logged out: if they are the current ones, they are no longer handed out and
+    /// the next poll logs in again. Returns whether they were forgotten.
+    pub(crate) fn forget_tokens(&mut self, generation: Generation) -> bool {
+        if !matches!(&self.held, Held::Tokens(tokens) if tokens.generation == generation) {
+            return false;
+        }
+        self.held = Held::Nothing;
+        self.events.push_back(Event::LoggedOut { generation });
+        true
+    }
+
     /// A login request was answered: a supplied JWT has served its batch.
     fn answered(&mut self) {
         if let Some(cached) = &mut self.jwt {
