@@ -160,6 +160,25 @@ impl Bot {
         Ok(parse_session_info(&response)?)
     }
 
+    /// Ends the current session through `POST /sessionauth/v1/logout` (S2), for a bot's session or an OBO
+    /// user's, and forgets its tokens: the next call logs in again. With no tokens there is nothing to end. The
+    /// session-auth host asks for a client certificate. Dropping a bot never logs out: only this does.
+    ///
+    /// # Errors
+    /// [`Error::Logout`] when the server did not end the session, [`Error::Transport`] below HTTP.
+    pub async fn logout(&self) -> Result<(), Error> {
+        let Some(tokens) = self.inner.lock_flight().machine().tokens() else { return Ok(()) };
+        let request = symphony_auth_core::logout(self.inner.config.endpoints(), &tokens);
+        let response = transport::exchange(&self.inner.client, request, self.max_body(), Oversize::Fail).await?;
+        let (outcome, events) = {
+            let mut flight = self.inner.lock_flight();
+            let outcome = flight.handle_logout(tokens.generation(), &response);
+            (outcome, std::iter::from_fn(|| flight.poll_event()).collect::<Vec<_>>())
+        };
+        self.inner.options.emit(&events);
+        Ok(outcome?)
+    }
+
     fn max_body(&self) -> usize {
         self.inner.options.max_response_body
     }
