@@ -22,6 +22,16 @@ pub enum ConfigError {
     /// The bot username is empty or contains control characters.
     #[error("invalid bot username {0:?}: it must be non-empty and free of control characters")]
     InvalidUsername(String),
+    /// A default header cannot be used. The value is never shown.
+    #[error("`{service}.defaultHeaders.{name}`: {reason}")]
+    DefaultHeader {
+        /// The service (`pod`, `keyManager`, `sessionAuth`, `agent`).
+        service: &'static str,
+        /// The header name as configured.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The username of an OBO user is empty or has control characters.
     #[error("invalid OBO username {0:?}: it must be non-empty and free of control characters")]
     InvalidOboUsername(String),

@@ -37,11 +37,12 @@ pub type HttpResponse = http::Response<Vec<u8>>;
 pub use api::{ApiCall, ApiError, ApiRetry, ApiStep, Idempotent};
 #[cfg(feature = "bdk-config")]
 pub use bdk::{
-    BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings, Source,
-    parse_bdk_config,
+    AppSettings, BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings,
+    ServiceProxies, Source, parse_bdk_config,
 };
 pub use config::{
-    BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
+    BaseUrl, Config, DEFAULT_JWT_LIFETIME, DefaultHeaders, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME,
+    Service, Username,
 };
 pub use endpoint::{LoginEndpoint, Purpose};
 pub use error::{

@@ -296,6 +296,17 @@ impl<D: Driver> BotBuilder<D> {
     /// # Errors
     /// [`BotError::Tls`] or [`BotError::Config`] for an unusable trust store or proxy.
     pub fn from_settings(loaded: crate::LoadedSettings) -> Result<Self, BotError> {
+        // One HTTP client carries every service's requests, so services with different proxies (a proxy set on
+        // `pod` only, say) are refused rather than all sent through one of them.
+        if let Err(service) = loaded.proxies.uniform() {
+            let reason = format!(
+                "`{}.proxy` differs from `pod.proxy`: this library sends every service through one HTTP client, so \
+                 set the same proxy on every service (or one at the root)",
+                service.name()
+            );
+            let error = crate::BdkConfigError::InvalidValue { key: format!("{}.proxy", service.name()), reason };
+            return Err(BotError::ConfigFile(error.into()));
+        }
         let mut builder = Self::new(loaded.config);
         if let Some(identity) = loaded.identity {
             builder = builder.client_identity(identity);

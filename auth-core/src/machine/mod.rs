@@ -229,7 +229,8 @@ impl Authenticator {
             let id = RequestId(self.next_id);
             self.next_id += 1;
             login.agent_check = Some(AgentCheck::InFlight(id));
-            let request = agent_info(&self.config.endpoints);
+            let mut request = agent_info(&self.config.endpoints);
+            self.config.default_headers.apply(LoginEndpoint::AgentVersion.service(), request.headers_mut());
             return Some(Output::Send(vec![LoginRequest { id, endpoint: LoginEndpoint::AgentVersion, request }]));
         }
         if login.legs().any(Leg::is_due) {
@@ -258,7 +259,7 @@ impl Authenticator {
             if !leg.is_due() {
                 continue;
             }
-            let request = match (&self.jwt, &self.config.obo, &app_session) {
+            let mut request = match (&self.jwt, &self.config.obo, &app_session) {
                 (_, Some(user), Some(app)) if leg.endpoint.is_obo_user() => {
                     obo_user_login(leg.endpoint, &self.config.endpoints, user, app)
                 }
@@ -267,6 +268,7 @@ impl Authenticator {
                 }
                 _ => certificate_login(leg.endpoint, &self.config.endpoints),
             };
+            self.config.default_headers.apply(leg.endpoint.service(), request.headers_mut());
             let id = RequestId(self.next_id);
             self.next_id += 1;
             leg.status = LegStatus::InFlight(id);
