@@ -338,12 +338,25 @@ pub fn load_bdk_file(
     read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<crate::LoadedSettings, BotError> {
+    Ok(read_bdk_file(path, read, env)?.load(read)?)
+}
+
+/// Reads and parses a BDK configuration file, without reading what it names: for a caller that loads the
+/// settings its own way ([`BotSettings::load_obo`](crate::BotSettings::load_obo), say).
+///
+/// # Errors
+/// [`BotError::ConfigFile`], naming the key at fault.
+#[cfg(feature = "bdk-config")]
+pub fn read_bdk_file(
+    path: &std::path::Path,
+    read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::BotSettings, BotError> {
     use crate::ConfigFileError;
     let unreadable = |reason: String| ConfigFileError::Unreadable { path: path.to_owned(), reason };
     let bytes = read(path).map_err(|e| unreadable(e.to_string()))?;
     let text = zeroize::Zeroizing::new(String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?);
-    let settings = crate::parse_bdk_config(&text, env).map_err(ConfigFileError::from)?;
-    Ok(settings.load(read)?)
+    Ok(crate::parse_bdk_config(&text, env).map_err(ConfigFileError::from)?)
 }
 
 /// Appends `data` to `buffer`; when it must grow, the contents move to a buffer twice the size and the old one is
