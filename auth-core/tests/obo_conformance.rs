@@ -165,13 +165,11 @@ fn obo_answers_mean_what_the_vectors_say() {
         let response =
             answer(u16::try_from(vector["status"].as_u64().unwrap()).unwrap(), vector["body"].as_str().unwrap());
         machine.handle_response(batch[0].id, &response, NOW).unwrap();
-        let outcome = loop {
-            match machine.poll_output(NOW) {
-                Output::Done(outcome) => break outcome.map(Some),
-                // The app step done, the user step goes out: the vector's answer was a token.
-                Output::Send(_) => break Ok(None),
-                other => panic!("{vector}: {other:?}"),
-            }
+        let outcome = match machine.poll_output(NOW) {
+            Output::Done(outcome) => outcome.map(Some),
+            // The app step done, the user step goes out: the vector's answer was a token.
+            Output::Send(_) => Ok(None),
+            other => panic!("{vector}: {other:?}"),
         };
         let expected = vector["outcome"].as_str().unwrap();
         match (expected, &outcome) {

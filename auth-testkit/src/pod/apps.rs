@@ -137,7 +137,7 @@ impl FakePod {
         } else {
             match self.app_jwt(now, request) {
                 Ok(app_id) => app_id,
-                Err(response) => return response,
+                Err((status, message)) => return error(status, message),
             }
         };
         let token = self.issue_app_session(now, &app_id, None);
@@ -145,21 +145,23 @@ impl FakePod {
     }
 
     /// O1's body: `{"token": JWT}` with `sub` = a registered app, signed by its key, `exp` within five minutes.
-    fn app_jwt(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Result<String, Response<Vec<u8>>> {
+    /// A refusal is its status and message.
+    fn app_jwt(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Result<String, (StatusCode, &'static str)> {
+        let refused = |message| (StatusCode::UNAUTHORIZED, message);
         let body = serde_json::from_slice::<Value>(request.body()).ok();
         let Some(Value::String(token)) = body.as_ref().and_then(|b| b.get("token")) else {
-            return Err(error(StatusCode::BAD_REQUEST, "Invalid request body: expected JSON {\"token\": ...}"));
+            return Err((StatusCode::BAD_REQUEST, "Invalid request body: expected JSON {\"token\": ...}"));
         };
-        let jwt = parse_login_jwt(token).map_err(unauthorized)?;
+        let jwt = parse_login_jwt(token).map_err(refused)?;
         let Some(key) = self.apps.apps.get(&jwt.sub).and_then(|app| app.rsa_key.as_ref()) else {
-            return Err(unauthorized("Invalid app: no public key registered for this app id"));
+            return Err(refused("Invalid app: no public key registered for this app id"));
         };
         if !jwt.signed_by(key) {
-            return Err(unauthorized("Invalid JWT signature"));
+            return Err(refused("Invalid JWT signature"));
         }
         let now_secs = epoch_secs(now);
         if jwt.exp <= now_secs || jwt.exp > now_secs + MAX_JWT_LIFETIME.as_secs_f64() {
-            return Err(unauthorized("JWT expired or more than 5 minutes ahead"));
+            return Err(refused("JWT expired or more than 5 minutes ahead"));
         }
         Ok(jwt.sub)
     }
