@@ -151,6 +151,12 @@ impl ApiCall {
         })
     }
 
+    /// The headers the call is sent with, before the tokens.
+    #[cfg(test)]
+    pub(crate) fn parts_for_tests(&self) -> &http::HeaderMap {
+        &self.parts.headers
+    }
+
     /// Where the call goes, and so which tokens it carries.
     #[must_use]
     pub fn target(&self) -> Target {

@@ -176,3 +176,45 @@ mod tests {
         assert!(defaults.insert(Service::Pod, "bad name", "x").is_err());
     }
 }
+
+#[cfg(test)]
+mod machine_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::machine::{Authenticator, Output};
+    use crate::time::UnixTime;
+
+    #[derive(Debug)]
+    struct Zero;
+    impl crate::signer::JwtSigner for Zero {
+        fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, crate::error::SignError> {
+            Ok(vec![0; 4])
+        }
+    }
+
+    #[test]
+    fn logins_and_api_calls_carry_the_defaults_of_their_service() {
+        let mut defaults = DefaultHeaders::new();
+        defaults.insert(Service::Pod, "X-Pod", "p").unwrap();
+        defaults.insert(Service::KeyManager, "X-Km", "k").unwrap();
+        defaults.insert(Service::Agent, "User-Agent", "my-bot/2").unwrap();
+        let endpoints = Endpoints::single("https://pod.example").unwrap();
+        let config = Config::rsa(endpoints, "bot", Arc::new(Zero)).unwrap().with_default_headers(defaults);
+        let mut machine = Authenticator::new(config.clone(), 0);
+        let now = UnixTime::from_secs(1_700_000_000);
+        let Output::Sign(jwt) = machine.poll_output(now) else { panic!("a JWT to sign") };
+        machine.supply_jwt(jwt.sign(), now);
+        let Output::Send(batch) = machine.poll_output(now) else { panic!("the logins") };
+        let (session, key_manager) = (&batch[0].request, &batch[1].request);
+        assert_eq!(session.headers()["x-pod"], "p");
+        assert!(!session.headers().contains_key("x-km"));
+        assert_eq!(key_manager.headers()["x-km"], "k");
+
+        let call = crate::api::ApiCall::new(crate::request::echo(config.endpoints(), "hi"), &config, 0).unwrap();
+        let echo = call.parts_for_tests();
+        assert_eq!(echo["user-agent"], "my-bot/2", "a default User-Agent replaces the library's");
+        assert!(!echo.contains_key("x-pod"));
+    }
+}

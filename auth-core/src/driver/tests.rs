@@ -284,3 +284,23 @@ fn buffers_grow_by_moving_into_a_larger_one() {
     assert_eq!(buffer.len(), 1110);
     assert_eq!((buffer[0], buffer[10], buffer[1010]), (1, 2, 3));
 }
+
+#[cfg(all(feature = "bdk-config", feature = "rsa-signer"))]
+#[test]
+fn services_with_different_proxies_are_refused_not_all_sent_through_one() {
+    let load = |yaml: &'static str| {
+        let mut read = move |path: &std::path::Path| -> std::io::Result<Vec<u8>> {
+            match path.to_str() {
+                Some("/etc/bot.yaml") => Ok(yaml.as_bytes().to_vec()),
+                _ => Ok(include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem").to_vec()),
+            }
+        };
+        super::load_bdk_file(std::path::Path::new("/etc/bot.yaml"), &mut read, &|_| None).unwrap()
+    };
+    let pod_only = load("host: h\nbot: {username: b, privateKey: {path: k}}\npod: {proxy: {host: p, port: 3128}}");
+    let error = BotBuilder::<Capture>::from_settings(pod_only).unwrap_err().to_string();
+    assert!(error.contains("`keyManager.proxy` differs from `pod.proxy`"), "{error}");
+    let everywhere = load("host: h\nbot: {username: b, privateKey: {path: k}}\nproxy: {host: p, port: 3128}");
+    let (_, options) = BotBuilder::<Capture>::from_settings(everywhere).unwrap().build().unwrap();
+    assert_eq!(options.proxy.unwrap().expose_url(), "http://p:3128");
+}
