@@ -109,7 +109,10 @@ impl DefaultHeaders {
         if refused.contains(&header) {
             return Err(invalid("set by the library itself: a default may not replace it"));
         }
-        let value = HeaderValue::from_str(value).map_err(|_| invalid("the value is not a valid header value"))?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| invalid("the value is not a valid header value"))?;
+        // A default header may carry an API key: its value never shows in `Debug` (of the configuration, or of a
+        // request that carries it).
+        value.set_sensitive(true);
         self.by_service[service.index()].insert(header, value);
         Ok(())
     }
@@ -173,6 +176,8 @@ mod tests {
         let refused = defaults.insert(Service::Pod, "sessionToken", "s3cr3t").unwrap_err();
         assert!(!refused.to_string().contains("s3cr3t"), "{refused}");
         assert!(defaults.insert(Service::Pod, "X-Bad", "a\nb").is_err());
+        defaults.insert(Service::Pod, "X-Api-Key", "k3y-value").unwrap();
+        assert!(!format!("{defaults:?}").contains("k3y-value"), "values are sensitive");
         assert!(defaults.insert(Service::Pod, "bad name", "x").is_err());
     }
 }
