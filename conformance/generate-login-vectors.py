@@ -91,6 +91,8 @@ def main() -> int:
             1_700_000_001_000,
             1,
         ),
+        # An app's JWT (OBO, O1): the same format, with the app id as `sub`.
+        login_jwt("rsa-2048-app", "fixtures/keys/bot-2048.pkcs8.pem", "my-app", 1_700_000_000_000, 240),
     ]
     by_name = {jwt["name"]: jwt["jwt"] for jwt in jwts}
     json_headers = {"accept": "application/json", "content-type": "application/json", "user-agent": USER_AGENT}
@@ -153,6 +155,102 @@ def main() -> int:
             "headers": plain_headers,
             "body": "",
         },
+    ]
+    # OBO (O1-O6) and logout (S2): the app session and the session to end travel in `sessionToken`.
+    pod, session_auth = "https://acme.symphony.com", "https://acme-api.symphony.com:8444"
+    app_session = "app-session-token"
+    with_app_session = dict(plain_headers, sessiontoken=app_session)
+    obo_requests = [
+        {
+            "name": "rsa-app-login",
+            "endpoint": "RsaAppSession",
+            "jwt_from": "rsa-2048-app",
+            "method": "POST",
+            "uri": f"{pod}/login/pubkey/app/authenticate",
+            "headers": json_headers,
+            "body": compact_json({"token": by_name["rsa-2048-app"]}),
+        },
+        {
+            "name": "rsa-obo-by-user-id",
+            "endpoint": "RsaOboUserId",
+            "user": {"user_id": 12345},
+            "app_session": app_session,
+            "method": "POST",
+            "uri": f"{pod}/login/pubkey/app/user/12345/authenticate",
+            "headers": with_app_session,
+            "body": "",
+        },
+        {
+            "name": "rsa-obo-by-username-encoded",
+            "endpoint": "RsaOboUsername",
+            "user": {"username": "jane doe/x?y"},
+            "app_session": app_session,
+            "method": "POST",
+            "uri": f"{pod}/login/pubkey/app/username/jane%20doe%2Fx%3Fy/authenticate",
+            "headers": with_app_session,
+            "body": "",
+        },
+        {
+            "name": "certificate-app-login",
+            "endpoint": "CertificateAppSession",
+            "method": "POST",
+            "uri": f"{session_auth}/sessionauth/v1/app/authenticate",
+            "headers": plain_headers,
+            "body": "",
+        },
+        {
+            "name": "certificate-obo-by-user-id",
+            "endpoint": "CertificateOboUserId",
+            "user": {"user_id": 12345},
+            "app_session": app_session,
+            "method": "POST",
+            "uri": f"{session_auth}/sessionauth/v1/app/user/12345/authenticate",
+            "headers": with_app_session,
+            "body": "",
+        },
+        {
+            "name": "certificate-obo-by-username",
+            "endpoint": "CertificateOboUsername",
+            "user": {"username": "j.doe"},
+            "app_session": app_session,
+            "method": "POST",
+            "uri": f"{session_auth}/sessionauth/v1/app/username/j.doe/authenticate",
+            "headers": with_app_session,
+            "body": "",
+        },
+    ]
+    logout = {
+        "session": "session-to-end",
+        "method": "POST",
+        "uri": f"{session_auth}/sessionauth/v1/logout",
+        "headers": dict(plain_headers, sessiontoken="session-to-end"),
+        "body": "",
+    }
+    # An answer to the OBO step `endpoint` (the app step before it answered with a token), with one attempt
+    # allowed: `token`, `not_installed` (401/403 at the user step), `unknown_user` (404), `rejected`, `protocol`,
+    # or `unavailable` (a retryable status with no attempt left).
+    obo_responses = [
+        {"endpoint": "RsaOboUserId", "status": 200, "body": "{\"name\":\"sessionToken\",\"token\":\"obo-1\"}", "outcome": "token", "token": "obo-1"},
+        {"endpoint": "CertificateOboUserId", "status": 200, "body": "{\"sessionToken\":\"obo-2\"}", "outcome": "token", "token": "obo-2"},
+        {"endpoint": "CertificateOboUsername", "status": 200, "body": "{\"token\":\"obo-3\"}", "outcome": "protocol", "problem": "MissingToken"},
+        {"endpoint": "RsaOboUsername", "status": 401, "body": "", "outcome": "not_installed"},
+        {"endpoint": "RsaOboUserId", "status": 403, "body": "{\"code\":403,\"message\":\"forbidden\"}", "outcome": "not_installed"},
+        {"endpoint": "CertificateOboUsername", "status": 403, "body": "", "outcome": "not_installed"},
+        {"endpoint": "CertificateOboUserId", "status": 404, "body": "{\"code\":404,\"message\":\"User not found\"}", "outcome": "unknown_user"},
+        {"endpoint": "CertificateOboUserId", "status": 400, "body": "", "outcome": "rejected"},
+        {"endpoint": "RsaAppSession", "status": 200, "body": "{\"token\":\"app\"}", "outcome": "token", "token": "app"},
+        {"endpoint": "RsaAppSession", "status": 401, "body": "", "outcome": "rejected"},
+        {"endpoint": "CertificateAppSession", "status": 403, "body": "", "outcome": "rejected"},
+        {"endpoint": "RsaOboUserId", "status": 503, "body": "", "outcome": "unavailable"},
+    ]
+    # An answer to S2: `ok` ends the session; `error` does not.
+    logout_responses = [
+        {"status": 200, "body": "{\"message\":\"Logout successful\"}", "outcome": "ok"},
+        {"status": 204, "body": "", "outcome": "ok"},
+        {"status": 400, "body": "{\"code\":400,\"message\":\"bad\"}", "outcome": "error"},
+        {"status": 401, "body": "", "outcome": "error"},
+        {"status": 403, "body": "", "outcome": "error"},
+        {"status": 500, "body": "", "outcome": "error"},
     ]
     skd = [
         {"claims": {"sub": "1234567890", "canUseSimplifiedKeyDelivery": True}, "skd": True},
@@ -258,6 +356,11 @@ def main() -> int:
             "jitter": 0.0,
         },
         "login_responses": login_responses,
+        "obo_base_urls": {"pod": pod, "session_auth": session_auth},
+        "obo_requests": obo_requests,
+        "obo_responses": obo_responses,
+        "logout": logout,
+        "logout_responses": logout_responses,
     }
     text = json.dumps(vectors, indent=2, ensure_ascii=False) + "\n"
     if "--check" in sys.argv[1:]:

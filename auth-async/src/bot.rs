@@ -31,10 +31,15 @@ impl Driver for Async {
 
     fn build(config: Config, options: ClientOptions) -> Result<Bot, Error> {
         let tls = options.tls_config(rustls_native_certs::load_native_certs)?;
-        let client = transport::build_client(&options, tls)?;
+        // One client per distinct proxy: a service with a proxy of its own goes through it, the others not.
+        let clients = options
+            .clients_needed()
+            .iter()
+            .map(|proxy| transport::build_client(&options, proxy.as_ref(), Arc::clone(&tls)))
+            .collect::<Result<Vec<_>, _>>()?;
         let flight = Flight::new(Authenticator::new(config.clone(), options.seed));
         Ok(Bot {
-            inner: Arc::new(Inner { config, client, options, flight: Mutex::new(flight), notify: Notify::new() }),
+            inner: Arc::new(Inner { config, clients, options, flight: Mutex::new(flight), notify: Notify::new() }),
         })
     }
 }
@@ -52,7 +57,8 @@ pub struct Bot {
 
 struct Inner {
     config: Config,
-    client: reqwest::Client,
+    /// One per distinct proxy of [`ClientOptions::clients_needed`].
+    clients: Vec<reqwest::Client>,
     options: ClientOptions,
     flight: Mutex<Flight>,
     /// Wakes followers when a leader finishes or goes away.
@@ -130,7 +136,8 @@ impl Bot {
         let mut tokens = self.tokens().await?;
         loop {
             let request = call.request(&tokens);
-            let outcome = transport::exchange(&self.inner.client, request, self.max_body(), Oversize::Fail).await;
+            let client = self.inner.client_for(request.uri());
+            let outcome = transport::exchange(client, request, self.max_body(), Oversize::Fail).await;
             let step = self.inner.lock_flight().handle_api(&mut call, outcome, now());
             match step {
                 ApiStep::Return(response) => return Ok(response),
@@ -148,7 +155,8 @@ impl Bot {
     /// # Errors
     /// [`Error::Transport`] when the request fails below HTTP or its answer exceeds the size cap.
     pub async fn send_unauthenticated(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        Ok(transport::exchange(&self.inner.client, request, self.max_body(), Oversize::Fail).await?)
+        let client = self.inner.client_for(request.uri());
+        Ok(transport::exchange(client, request, self.max_body(), Oversize::Fail).await?)
     }
 
     /// The bot's own user record (`GET /pod/v2/sessioninfo`), through [`send`](Self::send).
@@ -160,6 +168,26 @@ impl Bot {
         Ok(parse_session_info(&response)?)
     }
 
+    /// Ends the current session through `POST /sessionauth/v1/logout` (S2), for a bot's session or an OBO
+    /// user's, and forgets its tokens: the next call logs in again. With no tokens there is nothing to end. The
+    /// session-auth host asks for a client certificate. Dropping a bot never logs out: only this does.
+    ///
+    /// # Errors
+    /// [`Error::Logout`] when the server did not end the session, [`Error::Transport`] below HTTP.
+    pub async fn logout(&self) -> Result<(), Error> {
+        let Some(tokens) = self.inner.lock_flight().machine().tokens() else { return Ok(()) };
+        let request = symphony_auth_core::logout(self.inner.config.endpoints(), &tokens);
+        let client = self.inner.client_for(request.uri());
+        let response = transport::exchange(client, request, self.max_body(), Oversize::Fail).await?;
+        let (outcome, events) = {
+            let mut flight = self.inner.lock_flight();
+            let outcome = flight.handle_logout(tokens.generation(), &response);
+            (outcome, std::iter::from_fn(|| flight.poll_event()).collect::<Vec<_>>())
+        };
+        self.inner.options.emit(&events);
+        Ok(outcome?)
+    }
+
     fn max_body(&self) -> usize {
         self.inner.options.max_response_body
     }
@@ -168,7 +196,7 @@ impl Bot {
     async fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
         let inner = &*self.inner;
         let mut ticket = Ticket::join(inner, want)?;
-        let mut sends = Sends::new(&inner.client);
+        let mut sends = Sends::new(Arc::clone(&self.inner));
         loop {
             // Registered before the flight is read, so that a wake-up between the poll and the await is not lost.
             let mut notified = pin!(inner.notify.notified());
@@ -203,6 +231,15 @@ impl Bot {
     }
 }
 
+impl Inner {
+    /// The client that carries requests to `uri`: its service's proxy, or none.
+    fn client_for(&self, uri: &http::Uri) -> &reqwest::Client {
+        let index = self.options.client_index(self.config.endpoints(), uri);
+        // `client_index` is within `clients_needed`, from which the clients were built.
+        &self.clients[index.min(self.clients.len() - 1)]
+    }
+}
+
 impl FlightLock for Inner {
     type Guard<'a> = MutexGuard<'a, Flight>;
 
@@ -231,19 +268,19 @@ impl fmt::Debug for Bot {
 /// The login requests a leader has out, each on a task of its own, answered as each arrives. Dropping it (the
 /// login ended, or the leader was cancelled) aborts those still out.
 struct Sends {
-    client: reqwest::Client,
+    inner: Arc<Inner>,
     tasks: JoinSet<Result<HttpResponse, TransportFailure>>,
     ids: HashMap<task::Id, RequestId>,
 }
 
 impl Sends {
-    fn new(client: &reqwest::Client) -> Self {
-        Self { client: client.clone(), tasks: JoinSet::new(), ids: HashMap::new() }
+    fn new(inner: Arc<Inner>) -> Self {
+        Self { inner, tasks: JoinSet::new(), ids: HashMap::new() }
     }
 
     fn start(&mut self, batch: Vec<LoginRequest>) {
         for login in batch {
-            let client = self.client.clone();
+            let client = self.inner.client_for(login.request.uri()).clone();
             let handle = self.tasks.spawn(async move {
                 transport::exchange(&client, login.request, MAX_RESPONSE_BODY, Oversize::Truncate).await
             });

@@ -17,15 +17,19 @@ use std::io;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use symphony_auth_core::driver::{ClientOptions, append_wiping};
+use symphony_auth_core::driver::{ClientOptions, ProxyUrl, append_wiping};
 use symphony_auth_core::{ConfigError, HttpRequest, HttpResponse, TransportFailure, TransportKind};
 use zeroize::Zeroizing;
 
 use crate::Error;
 
-/// The bot's one HTTP client: no redirects, no proxy unless one is given (never from the environment), HTTP/1.1,
+/// An HTTP client of the bot (one per distinct proxy): no redirects, no proxy unless one is given (never from the environment), HTTP/1.1,
 /// the given timeouts, statuses never turned into errors (reqwest's default).
-pub(crate) fn build_client(options: &ClientOptions, tls: Arc<ClientConfig>) -> Result<reqwest::Client, Error> {
+pub(crate) fn build_client(
+    options: &ClientOptions,
+    proxy: Option<&ProxyUrl>,
+    tls: Arc<ClientConfig>,
+) -> Result<reqwest::Client, Error> {
     let builder = reqwest::Client::builder()
         // Verbose connections log every byte read and written at TRACE: tokens and JWTs. Off (the default),
         // stated so that it stays off.
@@ -36,7 +40,7 @@ pub(crate) fn build_client(options: &ClientOptions, tls: Arc<ClientConfig>) -> R
         .timeout(options.timeout)
         .http1_only()
         .tcp_nodelay(true);
-    let builder = match &options.proxy {
+    let builder = match proxy {
         Some(url) => builder.proxy(reqwest::Proxy::all(url.expose_url()).map_err(|_| {
             Error::Config(ConfigError::InvalidUrl {
                 which: "proxy",

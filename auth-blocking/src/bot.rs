@@ -31,9 +31,14 @@ impl Driver for Blocking {
 
     fn build(config: Config, options: ClientOptions) -> Result<Bot, Error> {
         let tls = options.tls_config(rustls_native_certs::load_native_certs)?;
-        let agent = transport::agent(tls, options.proxy.as_ref(), options.connect_timeout, options.timeout)?;
+        // One agent per distinct proxy: a service with a proxy of its own goes through it, the others not.
+        let agents = options
+            .clients_needed()
+            .iter()
+            .map(|proxy| transport::agent(Arc::clone(&tls), proxy.as_ref(), options.connect_timeout, options.timeout))
+            .collect::<Result<Vec<_>, _>>()?;
         let flight = Flight::new(symphony_auth_core::Authenticator::new(config.clone(), options.seed));
-        Ok(Bot { inner: Arc::new(Inner { config, agent, options, flight: Mutex::new(flight), wake: Condvar::new() }) })
+        Ok(Bot { inner: Arc::new(Inner { config, agents, options, flight: Mutex::new(flight), wake: Condvar::new() }) })
     }
 }
 
@@ -46,11 +51,21 @@ pub struct Bot {
 
 struct Inner {
     config: Config,
-    agent: Agent,
+    /// One per distinct proxy of [`ClientOptions::clients_needed`].
+    agents: Vec<Agent>,
     options: ClientOptions,
     flight: Mutex<Flight>,
     /// Signalled when a leader finishes or goes away.
     wake: Condvar,
+}
+
+impl Inner {
+    /// The agent that carries requests to `uri`: its service's proxy, or none.
+    fn agent_for(&self, uri: &http::Uri) -> &Agent {
+        let index = self.options.client_index(self.config.endpoints(), uri);
+        // `client_index` is within `clients_needed`, from which the agents were built.
+        &self.agents[index.min(self.agents.len() - 1)]
+    }
 }
 
 impl FlightLock for Inner {
@@ -156,7 +171,10 @@ impl Bot {
         let mut call = self.lock().api_call(request)?;
         let mut tokens = self.tokens()?;
         loop {
-            let outcome = transport::execute(&self.inner.agent, call.request(&tokens), self.max_body(), false);
+            let outcome = {
+                let request = call.request(&tokens);
+                transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false)
+            };
             let step = self.lock().handle_api(&mut call, outcome, now());
             match step {
                 ApiStep::Return(response) => return Ok(response),
@@ -176,7 +194,7 @@ impl Bot {
     /// # Errors
     /// [`Error::Transport`] when the request fails below HTTP or its answer exceeds the size cap.
     pub fn send_unauthenticated(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        Ok(transport::execute(&self.inner.agent, request, self.max_body(), false)?)
+        Ok(transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false)?)
     }
 
     /// The bot's own user record (`GET /pod/v2/sessioninfo`), through [`send`](Self::send).
@@ -186,6 +204,25 @@ impl Bot {
     pub fn session_info(&self) -> Result<SessionInfo, Error> {
         let response = self.send(symphony_auth_core::session_info(self.inner.config.endpoints()))?;
         Ok(parse_session_info(&response)?)
+    }
+
+    /// Ends the current session through `POST /sessionauth/v1/logout` (S2), for a bot's session or an OBO
+    /// user's, and forgets its tokens: the next call logs in again. With no tokens there is nothing to end. The
+    /// session-auth host asks for a client certificate. Dropping a bot never logs out: only this does.
+    ///
+    /// # Errors
+    /// [`Error::Logout`] when the server did not end the session, [`Error::Transport`] below HTTP.
+    pub fn logout(&self) -> Result<(), Error> {
+        let Some(tokens) = self.lock().machine().tokens() else { return Ok(()) };
+        let request = symphony_auth_core::logout(self.inner.config.endpoints(), &tokens);
+        let response = transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false)?;
+        let (outcome, events) = {
+            let mut flight = self.lock();
+            let outcome = flight.handle_logout(tokens.generation(), &response);
+            (outcome, std::iter::from_fn(|| flight.poll_event()).collect::<Vec<_>>())
+        };
+        self.inner.options.emit(&events);
+        Ok(outcome?)
     }
 
     fn max_body(&self) -> usize {
@@ -207,7 +244,7 @@ impl Bot {
         }
         // Declared before the guard, so that a panic drops the guard first and the ticket can lock to leave.
         let mut ticket = Ticket::join(&*self.inner, want)?;
-        let mut sends = Sends::new(&self.inner.agent);
+        let mut sends = Sends::new(&self.inner);
         let mut flight = self.inner.lock_flight();
         loop {
             let (step, events) = ticket.poll(&mut flight, now());
@@ -274,7 +311,7 @@ impl Drop for Restore {
 /// threads of their own, whose answers come back through a channel as each arrives. Threads still out when the
 /// login ends finish on their own; their answers are dropped.
 struct Sends<'a> {
-    agent: &'a Agent,
+    inner: &'a Inner,
     sender: Sender<(RequestId, Result<HttpResponse, TransportFailure>)>,
     answers: Receiver<(RequestId, Result<HttpResponse, TransportFailure>)>,
     out: HashSet<RequestId>,
@@ -283,16 +320,17 @@ struct Sends<'a> {
 }
 
 impl<'a> Sends<'a> {
-    fn new(agent: &'a Agent) -> Self {
+    fn new(inner: &'a Inner) -> Self {
         let (sender, answers) = mpsc::channel();
-        Self { agent, sender, answers, out: HashSet::new(), ready: None }
+        Self { inner, sender, answers, out: HashSet::new(), ready: None }
     }
 
     fn start(&mut self, batch: Vec<LoginRequest>) -> Report {
         let mut batch = batch.into_iter();
         let Some(first) = batch.next() else { return Report::Lost };
         for login in batch {
-            let (agent, sender, id) = (self.agent.clone(), self.sender.clone(), login.id);
+            let agent = self.inner.agent_for(login.request.uri()).clone();
+            let (sender, id) = (self.sender.clone(), login.id);
             let spawned = std::thread::Builder::new().name("symphony-auth-login".into()).spawn(move || {
                 let _ = sender.send((id, transport::execute(&agent, login.request, MAX_RESPONSE_BODY, true)));
             });
@@ -306,7 +344,8 @@ impl<'a> Sends<'a> {
                 }
             }
         }
-        Report::Answer(first.id, transport::execute(self.agent, first.request, MAX_RESPONSE_BODY, true))
+        let agent = self.inner.agent_for(first.request.uri());
+        Report::Answer(first.id, transport::execute(agent, first.request, MAX_RESPONSE_BODY, true))
     }
 
     fn next(&mut self) -> Report {

@@ -246,6 +246,24 @@ fn an_explicit_proxy_carries_logins_and_api_calls() {
 }
 
 #[test]
+fn a_proxy_for_one_service_carries_that_service_only() {
+    let server = https_server(|_| {});
+    let (proxy, targets) = connect_proxy();
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints(), KEY_2048))
+        .extra_root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap()
+        .service_proxy(symphony_auth_core::Service::Pod, Some(&proxy))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(bot.session_info().unwrap().username, BOT);
+    let targets = targets.lock().unwrap().clone();
+    let pod = server.addr(Role::Pod).to_string();
+    assert!(!targets.is_empty() && targets.iter().all(|t| *t == pod), "only the pod through the proxy: {targets:?}");
+    assert_eq!(server.counters().requests(Endpoint::KeyManagerLogin), 1, "the key manager was reached directly");
+}
+
+#[test]
 fn send_unauthenticated_attaches_no_tokens_and_does_not_log_in() {
     let server = server(|_| {});
     let bot = rsa_builder(&server).max_response_body(64).build().unwrap();

@@ -128,7 +128,11 @@ impl ApiCall {
     /// [`UsageError::ForeignUri`] for a URI outside the configured services: tokens are never sent anywhere else.
     pub fn new(request: HttpRequest, config: &Config, seed: u64) -> Result<Self, UsageError> {
         let target = config.endpoints().target_of(request.uri())?;
-        let (parts, body) = request.into_parts();
+        let service = config.endpoints().service_of(request.uri());
+        let (mut parts, body) = request.into_parts();
+        if let Some(service) = service {
+            config.default_headers().apply(service, &mut parts.headers);
+        }
         let retry = config
             .api_retry()
             .filter(|retry| {
@@ -145,6 +149,12 @@ impl ApiCall {
             sent_with: None,
             replayed: false,
         })
+    }
+
+    /// The headers the call is sent with, before the tokens.
+    #[cfg(test)]
+    pub(crate) fn parts_for_tests(&self) -> &http::HeaderMap {
+        &self.parts.headers
     }
 
     /// Where the call goes, and so which tokens it carries.

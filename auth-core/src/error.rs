@@ -22,6 +22,19 @@ pub enum ConfigError {
     /// The bot username is empty or contains control characters.
     #[error("invalid bot username {0:?}: it must be non-empty and free of control characters")]
     InvalidUsername(String),
+    /// A default header cannot be used. The value is never shown.
+    #[error("`{service}.defaultHeaders.{name}`: {reason}")]
+    DefaultHeader {
+        /// The service (`pod`, `keyManager`, `sessionAuth`, `agent`).
+        service: &'static str,
+        /// The header name as configured.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The username of an OBO user is empty or has control characters.
+    #[error("invalid OBO username {0:?}: it must be non-empty and free of control characters")]
+    InvalidOboUsername(String),
     /// The JWT lifetime is zero or above the five minutes the pod accepts.
     #[error("JWT lifetime of {secs} s is outside 1..=300 s (the pod rejects `exp` more than five minutes ahead)")]
     JwtLifetime {
@@ -275,6 +288,30 @@ pub enum AuthError {
     /// The JWT could not be signed.
     #[error(transparent)]
     Signing(#[from] SignError),
+    /// The pod refused an app a session for one of its users (HTTP 401 or 403 at the OBO user step): the user has
+    /// not installed the app, or the app is not set up or enabled for OBO.
+    #[error(
+        "{endpoint}: app {app_id:?} may not act for {user}: HTTP {status} (the user has not installed the app, \
+             or the app is not enabled for on-behalf-of)"
+    )]
+    OboNotInstalled {
+        /// The OBO user endpoint.
+        endpoint: LoginEndpoint,
+        /// The app id.
+        app_id: String,
+        /// The user, as configured (`user id N` or `username "x"`).
+        user: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The pod knows no such user (HTTP 404 at the OBO user step).
+    #[error("{endpoint}: no such user: {user}")]
+    OboUnknownUser {
+        /// The OBO user endpoint.
+        endpoint: LoginEndpoint,
+        /// The user, as configured.
+        user: String,
+    },
 }
 
 impl AuthError {
@@ -285,7 +322,9 @@ impl AuthError {
             Self::Rejected { endpoint, .. }
             | Self::Unavailable { endpoint, .. }
             | Self::Transport { endpoint, .. }
-            | Self::Protocol { endpoint, .. } => Some(*endpoint),
+            | Self::Protocol { endpoint, .. }
+            | Self::OboNotInstalled { endpoint, .. }
+            | Self::OboUnknownUser { endpoint, .. } => Some(*endpoint),
             Self::Signing(_) => None,
         }
     }

@@ -325,6 +325,19 @@ impl Flight {
         step
     }
 
+    /// The answer to a [`logout`](crate::logout) of the tokens of `generation`: see
+    /// [`Authenticator::handle_logout`].
+    ///
+    /// # Errors
+    /// As [`parse_logout`](crate::parse_logout).
+    pub fn handle_logout(
+        &mut self,
+        generation: crate::Generation,
+        response: &HttpResponse,
+    ) -> Result<(), crate::LogoutError> {
+        self.machine.handle_logout(generation, response)
+    }
+
     /// The API-call step for `request`, with the configured retry policy and a jitter seed of the machine's.
     ///
     /// # Errors

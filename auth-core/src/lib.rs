@@ -13,10 +13,13 @@ pub mod driver;
 mod endpoint;
 mod error;
 mod flight;
+mod health;
 mod identity;
 mod jwt;
 mod key;
+mod logout;
 mod machine;
+mod obo;
 mod pem;
 mod request;
 mod response;
@@ -34,11 +37,12 @@ pub type HttpResponse = http::Response<Vec<u8>>;
 pub use api::{ApiCall, ApiError, ApiRetry, ApiStep, Idempotent};
 #[cfg(feature = "bdk-config")]
 pub use bdk::{
-    BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings, Source,
-    parse_bdk_config,
+    AppSettings, BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings,
+    ServiceProxies, Source, parse_bdk_config,
 };
 pub use config::{
-    BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
+    BaseUrl, Config, DEFAULT_JWT_LIFETIME, DefaultHeaders, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME,
+    Service, Username,
 };
 pub use endpoint::{LoginEndpoint, Purpose};
 pub use error::{
@@ -46,6 +50,11 @@ pub use error::{
     UsageError,
 };
 pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
+pub use health::{
+    AGENT_HEALTH_EXTENDED_PATH, AGENT_HEALTH_PATH, AgentHealth, AgentServiceUsers, AgentServices, HealthError,
+    HealthStatus, ServiceHealth, ServiceUserHealth, agent_health, agent_health_extended, parse_agent_health,
+    parse_agent_health_extended,
+};
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
 pub use jwt::{Jwt, SKD_CLAIM, SignedJwt, UnsignedJwt, decode_claims, grants_simplified_key_delivery, login_jwt};
 #[cfg(feature = "ring-signer")]
@@ -53,9 +62,11 @@ pub use key::RingSigner;
 #[cfg(feature = "rsa-signer")]
 pub use key::RsaSigner;
 pub use key::{KeyFormat, MIN_RSA_BITS};
+pub use logout::{LOGOUT_PATH, LogoutError, logout, parse_logout};
 pub use machine::{
     Authenticator, Event, KeyManagerOutcome, LoginRequest, Output, RequestId, State, UnauthorizedOutcome,
 };
+pub use obo::{OboUser, obo_user_login};
 pub use request::{USER_AGENT_VALUE, agent_info, certificate_login, echo, rsa_login, session_info};
 pub use response::{MAX_RESPONSE_BODY, agent_supports_simplified_key_delivery, server_clock_offset};
 pub use retry::{CoolDown, RetryPolicy, parse_retry_after};

@@ -60,7 +60,14 @@ pub(crate) enum LoginAnswer {
 }
 
 /// Classifies a login response.
+#[cfg(test)]
 pub(crate) fn read_login_answer(response: &HttpResponse, now: UnixTime) -> LoginAnswer {
+    read_login_answer_with(response, now, "token")
+}
+
+/// Classifies a login response whose token is in the JSON field `token_field` (`token` in a `Token`,
+/// `sessionToken` in the certificate OBO answer).
+pub(crate) fn read_login_answer_with(response: &HttpResponse, now: UnixTime, token_field: &str) -> LoginAnswer {
     let status = response.status();
     let body = response.body();
     let unusable = |problem, keep_words: bool| LoginAnswer::Unusable {
@@ -73,7 +80,7 @@ pub(crate) fn read_login_answer(response: &HttpResponse, now: UnixTime) -> Login
         if body.len() > MAX_RESPONSE_BODY {
             return unusable(ProtocolProblem::BodyTooLarge, false);
         }
-        return match parse_token(body) {
+        return match parse_token(body, token_field) {
             Ok(token) => LoginAnswer::Token(token),
             Err(problem) => unusable(problem, false),
         };
@@ -121,9 +128,11 @@ fn agent_version(text: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// `{"token": "...", "authorizationToken": "..."}`; `name` is ignored (header names are fixed, PROTOCOL §15.23).
-fn parse_token(body: &[u8]) -> Result<IssuedToken, ProtocolProblem> {
-    let [token, authorization] = json_fields(body, ["token", "authorizationToken"]).ok_or(ProtocolProblem::NotJson)?;
+/// `{"token": "...", "authorizationToken": "..."}` (or the token under another field name); `name` is ignored
+/// (header names are fixed, PROTOCOL §15.23).
+fn parse_token(body: &[u8], token_field: &str) -> Result<IssuedToken, ProtocolProblem> {
+    let [token, authorization] =
+        json_fields(body, [token_field, "authorizationToken"]).ok_or(ProtocolProblem::NotJson)?;
     let Field::Text(token) = token else {
         return Err(ProtocolProblem::MissingToken);
     };
@@ -150,7 +159,7 @@ fn strip_bearer(value: &str) -> &str {
 
 /// What an error body says in words, masked and shortened: the `message` of a `{"code":..,"message":..}` body, or
 /// the `<title>` of an HTML page (proxies answer with those).
-fn server_words(body: &[u8]) -> Option<String> {
+pub(crate) fn server_words(body: &[u8]) -> Option<String> {
     let body = body.get(..MAX_RESPONSE_BODY).unwrap_or(body);
     let words = match json_fields(body, ["message"]) {
         Some([Field::Text(message)]) => mask(message.as_str()),

@@ -647,21 +647,23 @@ mod bdk_files {
     }
 
     #[test]
-    fn one_proxy_serves_every_service() {
+    fn a_proxy_serves_the_services_it_is_set_for() {
         let proxy = |text: &str| with_bot(text).map(|s| s.proxy.map(|p| p.url_with_credentials().as_str().to_owned()));
         assert_eq!(proxy("").unwrap(), None);
         assert_eq!(proxy("proxy: {host: p, port: 3128}").unwrap().as_deref(), Some("http://p:3128"));
-        assert_eq!(proxy("agent: {proxy: {host: p, port: 3128}}").unwrap().as_deref(), Some("http://p:3128"));
+        // A proxy on one service is that service's only: no proxy is shared by all.
+        assert_eq!(proxy("agent: {proxy: {host: p, port: 3128}}").unwrap(), None);
+        let agent_only = with_bot("agent: {proxy: {host: p, port: 3128}}").unwrap();
+        assert_eq!(agent_only.proxies.agent.unwrap().url, "http://p:3128");
+        assert!(agent_only.proxies.pod.is_none());
         assert_eq!(
             proxy("proxy: {host: p, port: 3128}\npod: {proxy: {host: p, port: 3128}}").unwrap().as_deref(),
             Some("http://p:3128")
         );
-        assert_eq!(
-            proxy("proxy: {host: p, port: 3128}\nagent: {proxy: {host: q, port: 3128}}").unwrap_err(),
-            invalid("proxy", "different proxies per service are not supported: set one `proxy` at the root")
-        );
-        assert_eq!(proxy("proxy: {host: ' ', port: 3128}").unwrap_err(), BdkConfigError::MissingKey("proxy.host"));
-        assert_eq!(proxy("proxy: {host: p}").unwrap_err(), BdkConfigError::MissingKey("proxy.port"));
+        assert_eq!(proxy("proxy: {host: p, port: 3128}\nagent: {proxy: {host: q, port: 3128}}").unwrap(), None);
+        let missing = |key: &str| invalid(key, "missing: a proxy needs `host` and `port`");
+        assert_eq!(proxy("proxy: {host: ' ', port: 3128}").unwrap_err(), missing("proxy.host"));
+        assert_eq!(proxy("proxy: {host: p}").unwrap_err(), missing("proxy.port"));
         assert_eq!(
             proxy("proxy: {host: p, port: 1, username: '', password: ''}").unwrap().as_deref(),
             Some("http://p:1"),

@@ -14,11 +14,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use symphony_auth_core::{
     AuthError, Authenticator, BaseUrl, Config, CoolDown, Endpoints, Event, FailureCause, Generation, JwtSigner,
-    KeyManagerOutcome, KeyManagerPolicy, LoginEndpoint, Output, RequestId, RetryPolicy, SignError, State, Tokens,
-    TransportFailure, TransportKind, USER_AGENT_VALUE, UnauthorizedOutcome, UnixTime, UnsignedJwt, UsageError,
+    KeyManagerOutcome, KeyManagerPolicy, LoginEndpoint, OboUser, Output, RequestId, RetryPolicy, SignError, State,
+    Tokens, TransportFailure, TransportKind, USER_AGENT_VALUE, UnauthorizedOutcome, UnixTime, UnsignedJwt, UsageError,
 };
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/machine-transcripts.json");
+const OBO_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/obo-transcripts.json");
 const VERSION_PLACEHOLDER: &str = "symphony-auth/<version>";
 
 // Tests read their fixtures from disk; the crate itself never does.
@@ -60,10 +61,16 @@ fn config(spec: &Value) -> Config {
         agent: url("agent"),
     };
     let username = str_of(spec, "username");
-    let config = match str_of(spec, "method") {
-        "rsa" => Config::rsa(endpoints, username, signer(str_of(spec, "key"))),
-        "certificate" => Config::certificate(endpoints, username),
-        other => panic!("unknown method {other}"),
+    let obo = spec.get("obo").map(|obo| match obo.get("user_id") {
+        Some(id) => OboUser::id(id.as_u64().unwrap()),
+        None => OboUser::username(str_of(obo, "username")).unwrap(),
+    });
+    let config = match (str_of(spec, "method"), obo) {
+        ("rsa", None) => Config::rsa(endpoints, username, signer(str_of(spec, "key"))),
+        ("certificate", None) => Config::certificate(endpoints, username),
+        ("rsa", Some(user)) => Config::obo_rsa(endpoints, username, signer(str_of(spec, "key")), user),
+        ("certificate", Some(user)) => Config::obo_certificate(endpoints, username, user),
+        (other, _) => panic!("unknown method {other}"),
     }
     .unwrap();
     let retry = &spec["retry"];
@@ -146,6 +153,13 @@ fn error(error: &AuthError) -> Value {
             "problem": format!("{problem:?}"), "body_prefix": body_prefix,
         }),
         AuthError::Signing(_) => json!({ "class": "signing" }),
+        AuthError::OboNotInstalled { endpoint, app_id, user, status } => json!({
+            "class": "obo_not_installed", "endpoint": endpoint_name(*endpoint), "app_id": app_id, "user": user,
+            "status": status,
+        }),
+        AuthError::OboUnknownUser { endpoint, user } => json!({
+            "class": "obo_unknown_user", "endpoint": endpoint_name(*endpoint), "user": user,
+        }),
         other => panic!("unknown error {other:?}"),
     }
 }
@@ -320,15 +334,30 @@ fn run(scenario: &Value) -> Vec<Value> {
 
 #[allow(clippy::disallowed_methods)]
 fn load() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(FILE).unwrap()).unwrap()
+    load_file(FILE)
+}
+
+#[allow(clippy::disallowed_methods)]
+fn load_file(file: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
 
 #[test]
 fn machine_transcripts_replay_exactly() {
-    let mut all = load();
+    replay(FILE, 12);
+}
+
+#[test]
+fn obo_transcripts_replay_exactly() {
+    replay(OBO_FILE, 3);
+}
+
+#[allow(clippy::disallowed_methods)]
+fn replay(file: &str, at_least: usize) {
+    let mut all = load_file(file);
     let record = std::env::var_os("SYMPHONY_AUTH_RECORD_TRANSCRIPTS").is_some();
     let scenarios = all["scenarios"].as_array_mut().unwrap();
-    assert!(scenarios.len() >= 12, "at least 12 scenarios");
+    assert!(scenarios.len() >= at_least, "at least {at_least} scenarios");
     for scenario in scenarios.iter_mut() {
         let name = scenario["name"].as_str().unwrap().to_owned();
         let steps = run(scenario);
@@ -342,7 +371,7 @@ fn machine_transcripts_replay_exactly() {
     }
     if record {
         let text = serde_json::to_string_pretty(&all).unwrap() + "\n";
-        std::fs::write(FILE, text).unwrap();
+        std::fs::write(file, text).unwrap();
     }
 }
 

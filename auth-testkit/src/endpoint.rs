@@ -62,13 +62,29 @@ pub enum Endpoint {
     AgentInfo,
     /// G2 `GET /agent/v3/health`.
     Health,
+    /// G3 `GET /agent/v3/health/extended`.
+    HealthExtended,
+    /// O1 `POST /login/pubkey/app/authenticate`: an app's RSA login on the pod.
+    AppLogin,
+    /// O2 `POST /login/pubkey/app/user/{userId}/authenticate`: an OBO session by user id, on the pod.
+    OboUserLogin,
+    /// O3 `POST /login/pubkey/app/username/{username}/authenticate`: an OBO session by username, on the pod.
+    OboUsernameLogin,
+    /// O4 `POST /sessionauth/v1/app/authenticate`: an app's certificate login.
+    CertAppLogin,
+    /// O5 `POST /sessionauth/v1/app/user/{userId}/authenticate`: an OBO session by user id, over mutual TLS.
+    CertOboUserLogin,
+    /// O6 `POST /sessionauth/v1/app/username/{username}/authenticate`: an OBO session by username, over mutual TLS.
+    CertOboUsernameLogin,
+    /// S2 `POST /sessionauth/v1/logout`: ends the session whose token the request carries.
+    Logout,
     /// Anything else: answered 404.
     NotFound,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::SessionLogin,
         Endpoint::KeyManagerLogin,
         Endpoint::CertSessionLogin,
@@ -77,6 +93,14 @@ impl Endpoint {
         Endpoint::Echo,
         Endpoint::AgentInfo,
         Endpoint::Health,
+        Endpoint::HealthExtended,
+        Endpoint::AppLogin,
+        Endpoint::OboUserLogin,
+        Endpoint::OboUsernameLogin,
+        Endpoint::CertAppLogin,
+        Endpoint::CertOboUserLogin,
+        Endpoint::CertOboUsernameLogin,
+        Endpoint::Logout,
         Endpoint::NotFound,
     ];
 
@@ -85,13 +109,15 @@ impl Endpoint {
     /// A known path with the wrong method is `NotFound`, answered 404 with a JSON error.
     #[must_use]
     pub fn classify(method: &Method, path: &str) -> Endpoint {
-        let Some(endpoint) = Self::ALL.iter().copied().find(|e| e.path() == Some(path)) else {
+        let matches = |e: &Endpoint| e.path().is_some_and(|template| path_matches(template, path));
+        let Some(endpoint) = Self::ALL.iter().copied().find(matches) else {
             return Endpoint::NotFound;
         };
         if endpoint.method() == Some(method) { endpoint } else { Endpoint::NotFound }
     }
 
-    /// The path this endpoint is served on (`None` for [`Endpoint::NotFound`]).
+    /// The path this endpoint is served on (`None` for [`Endpoint::NotFound`]); a `{name}` segment stands for any
+    /// one non-empty segment.
     #[must_use]
     pub fn path(self) -> Option<&'static str> {
         Some(match self {
@@ -103,6 +129,14 @@ impl Endpoint {
             Endpoint::Echo => "/agent/v1/util/echo",
             Endpoint::AgentInfo => "/agent/v1/info",
             Endpoint::Health => "/agent/v3/health",
+            Endpoint::HealthExtended => "/agent/v3/health/extended",
+            Endpoint::AppLogin => "/login/pubkey/app/authenticate",
+            Endpoint::OboUserLogin => "/login/pubkey/app/user/{userId}/authenticate",
+            Endpoint::OboUsernameLogin => "/login/pubkey/app/username/{username}/authenticate",
+            Endpoint::CertAppLogin => "/sessionauth/v1/app/authenticate",
+            Endpoint::CertOboUserLogin => "/sessionauth/v1/app/user/{userId}/authenticate",
+            Endpoint::CertOboUsernameLogin => "/sessionauth/v1/app/username/{username}/authenticate",
+            Endpoint::Logout => "/sessionauth/v1/logout",
             Endpoint::NotFound => return None,
         })
     }
@@ -111,7 +145,9 @@ impl Endpoint {
     #[must_use]
     pub fn method(self) -> Option<&'static Method> {
         match self {
-            Endpoint::SessionInfo | Endpoint::AgentInfo | Endpoint::Health => Some(&Method::GET),
+            Endpoint::SessionInfo | Endpoint::AgentInfo | Endpoint::Health | Endpoint::HealthExtended => {
+                Some(&Method::GET)
+            }
             Endpoint::NotFound => None,
             _ => Some(&Method::POST),
         }
@@ -132,11 +168,19 @@ impl Endpoint {
     #[must_use]
     pub fn role(self) -> Option<Role> {
         Some(match self {
-            Endpoint::SessionLogin | Endpoint::SessionInfo => Role::Pod,
+            Endpoint::SessionLogin
+            | Endpoint::SessionInfo
+            | Endpoint::AppLogin
+            | Endpoint::OboUserLogin
+            | Endpoint::OboUsernameLogin => Role::Pod,
             Endpoint::KeyManagerLogin => Role::KeyManager,
-            Endpoint::CertSessionLogin => Role::SessionAuth,
+            Endpoint::CertSessionLogin
+            | Endpoint::CertAppLogin
+            | Endpoint::CertOboUserLogin
+            | Endpoint::CertOboUsernameLogin
+            | Endpoint::Logout => Role::SessionAuth,
             Endpoint::CertKeyManagerLogin => Role::KeyAuth,
-            Endpoint::Echo | Endpoint::AgentInfo | Endpoint::Health => Role::Agent,
+            Endpoint::Echo | Endpoint::AgentInfo | Endpoint::Health | Endpoint::HealthExtended => Role::Agent,
             Endpoint::NotFound => return None,
         })
     }
@@ -153,7 +197,7 @@ impl Endpoint {
         matches!(self, Endpoint::SessionLogin | Endpoint::KeyManagerLogin)
     }
 
-    /// Whether this endpoint is one of the four logins.
+    /// Whether this endpoint is a login: the four of a bot, and the six of an app and its OBO users.
     #[must_use]
     pub fn is_login(self) -> bool {
         matches!(
@@ -162,7 +206,26 @@ impl Endpoint {
                 | Endpoint::KeyManagerLogin
                 | Endpoint::CertSessionLogin
                 | Endpoint::CertKeyManagerLogin
+                | Endpoint::AppLogin
+                | Endpoint::OboUserLogin
+                | Endpoint::OboUsernameLogin
+                | Endpoint::CertAppLogin
+                | Endpoint::CertOboUserLogin
+                | Endpoint::CertOboUsernameLogin
         )
+    }
+}
+
+/// Whether `path` fits `template`: the same segments, where a `{name}` segment takes any non-empty one.
+fn path_matches(template: &str, path: &str) -> bool {
+    let (mut template, mut path) = (template.split('/'), path.split('/'));
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') && !p.is_empty() => {}
+            (Some(t), Some(p)) if t == p => {}
+            _ => return false,
+        }
     }
 }
 
@@ -179,6 +242,14 @@ mod tests {
         }
         assert_eq!(Endpoint::classify(&Method::GET, "/login/pubkey/authenticate"), Endpoint::NotFound);
         assert_eq!(Endpoint::classify(&Method::GET, "/nope"), Endpoint::NotFound);
+        let post = &Method::POST;
+        assert_eq!(Endpoint::classify(post, "/login/pubkey/app/user/123/authenticate"), Endpoint::OboUserLogin);
+        assert_eq!(
+            Endpoint::classify(post, "/sessionauth/v1/app/username/j%20doe/authenticate"),
+            Endpoint::CertOboUsernameLogin
+        );
+        assert_eq!(Endpoint::classify(post, "/login/pubkey/app/user//authenticate"), Endpoint::NotFound);
+        assert_eq!(Endpoint::classify(post, "/login/pubkey/app/user/1/2/authenticate"), Endpoint::NotFound);
     }
 
     #[test]

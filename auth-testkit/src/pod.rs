@@ -17,6 +17,8 @@ use crate::jwt::{BotKey, parse_login_jwt, sign_hs512};
 use crate::peer::Peer;
 use crate::reply::Reply;
 
+mod apps;
+
 /// How long issued session and key-manager tokens live unless [`FakePod::set_session_ttl`] says otherwise.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 /// The agent version `GET /agent/v1/info` reports by default: the first one that supports SKD (PROTOCOL §7).
@@ -141,6 +143,7 @@ pub struct FakePod {
     latency: BTreeMap<Endpoint, Duration>,
     faults: BTreeMap<Endpoint, VecDeque<Fault>>,
     counters: Counters,
+    apps: apps::Apps,
 }
 
 impl Default for FakePod {
@@ -165,6 +168,7 @@ impl fmt::Debug for FakePod {
             .field("latency", &self.latency)
             .field("faults", &self.faults)
             .field("counters", &self.counters)
+            .field("apps", &self.apps.app_ids())
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +199,7 @@ impl FakePod {
             latency: BTreeMap::new(),
             faults: BTreeMap::new(),
             counters: Counters::default(),
+            apps: apps::Apps::default(),
         }
     }
 
@@ -314,9 +319,10 @@ impl FakePod {
         }
     }
 
-    /// Expires every session token now (key-manager tokens stay valid).
+    /// Expires every session token now, apps' and OBO users' included (key-manager tokens stay valid).
     pub fn expire_sessions(&mut self) {
         self.sessions.clear();
+        self.apps.expire_sessions();
     }
 
     /// Expires every key-manager token now (sessions stay valid).
@@ -527,6 +533,13 @@ impl FakePod {
                 }),
             ),
             Endpoint::Health => json(StatusCode::OK, &json!({"status": "UP"})),
+            Endpoint::HealthExtended => self.health_extended(),
+            Endpoint::AppLogin | Endpoint::CertAppLogin => self.app_login(now, request, peer, endpoint),
+            Endpoint::OboUserLogin
+            | Endpoint::OboUsernameLogin
+            | Endpoint::CertOboUserLogin
+            | Endpoint::CertOboUsernameLogin => self.obo_login(now, request, peer, endpoint),
+            Endpoint::Logout => self.logout(now, request, peer),
             Endpoint::NotFound => not_found(request, peer),
         }
     }
@@ -650,7 +663,10 @@ impl FakePod {
     /// S1: the bot's own `UserV2` record.
     fn session_info(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
         let Some(grant) = self.live_grant(&self.sessions, request, "sessionToken", now) else {
-            return unauthorized("Invalid session");
+            return match self.obo_session_info(now, request) {
+                Some(user) => json(StatusCode::OK, &user),
+                None => unauthorized("Invalid session"),
+            };
         };
         let name = &grant.username;
         let id = self.user_id(name).unwrap_or_default();

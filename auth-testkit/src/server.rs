@@ -202,6 +202,7 @@ impl FakePodServer {
         let identities = pod
             .cert_bots()
             .into_iter()
+            .chain(pod.cert_apps())
             .map(|name| Ok((name.clone(), pki.client_identity(&name)?)))
             .collect::<Result<BTreeMap<_, _>, TestkitError>>()?;
         let (tls, mtls) = tls_configs(&pki)?;

@@ -243,6 +243,11 @@ fn bad_arguments_exit_2_with_one_line_on_stderr() {
         &["--login-rate-limit", "ten/1"],
         &["--login-rate-limit", "10/0"],
         &["--login-rate-limit=5/x"],
+        &["--app", "no-equals-sign"],
+        &["--cert-app", "../escape"],
+        &["--user", "j.doe"],
+        &["--user", "x:j.doe"],
+        &["--user", "7:"],
     ];
     for args in cases {
         let output = Command::new(BIN).args(*args).stdin(Stdio::null()).output().unwrap();
@@ -257,4 +262,44 @@ fn bad_arguments_exit_2_with_one_line_on_stderr() {
     let mut text = String::new();
     help.stdout.as_slice().read_to_string(&mut text).unwrap();
     assert!(text.contains("--rsa-bot NAME=PUBLIC_KEY.pem"));
+}
+
+#[test]
+fn apps_and_users_from_flags() {
+    let dir = TempDir::new("apps");
+    let app = format!("my-app={}", fixture("bot-2048.pub.pem"));
+    let (mut running, ready) = start(&[
+        "--app",
+        &app,
+        "--cert-app",
+        "cert-app",
+        "--user",
+        "7:j.doe:installed",
+        "--user",
+        "8:r.roe",
+        "--tls-dir",
+        dir.0.to_str().unwrap(),
+    ]);
+    assert!(dir.0.join("cert-app.pem").exists(), "the certificate app's identity is written");
+    let pod = ready["pod"].as_str().unwrap();
+    let http = agent(None, None);
+    let jwt = login_jwt(&key(BOT_2048_KEY), "my-app", secs(SystemTime::now()) + 240);
+    let (status, body) = read(
+        http.post(format!("{pod}/login/pubkey/app/authenticate"))
+            .header("Content-Type", "application/json")
+            .send(json!({ "token": jwt }).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let app_session = body["token"].as_str().unwrap();
+    let obo = |user: &str| {
+        read(
+            http.post(format!("{pod}/login/pubkey/app/user/{user}/authenticate"))
+                .header("sessionToken", app_session)
+                .send_empty(),
+        )
+    };
+    assert_eq!(obo("7").0, 200);
+    assert_eq!(obo("8").0, 403, "r.roe has not installed the app");
+    drop(running.0.stdin.take());
+    assert!(wait_exit(&mut running.0, Duration::from_secs(10)).is_some_and(|s| s.success()));
 }

@@ -76,6 +76,8 @@ impl Class {
             Error::Config(_) | Error::ConfigFile(_) | Error::Identity(_) | Error::Tls(_) => Self::Config,
             Error::Auth(AuthError::Rejected { clock_offset_secs: Some(_), .. }) => Self::Clock,
             Error::Auth(AuthError::Rejected { .. }) => Self::Rejected,
+            // The pod refused the app a session for the user: its credentials are not good for that user.
+            Error::Auth(AuthError::OboNotInstalled { .. } | AuthError::OboUnknownUser { .. }) => Self::Rejected,
             Error::Auth(AuthError::Signing(_)) => Self::Config,
             _ => Self::Other,
         }

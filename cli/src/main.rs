@@ -3,6 +3,10 @@
 //! - `symphony-auth login --config FILE [--json]`: logs in, reads the session info, calls the agent's echo.
 //! - `symphony-auth check --config FILE`: the resolved URLs, the key, the TLS trust of each host, the clock
 //!   offset, and each login endpoint's answer.
+//! - `symphony-auth obo --config FILE (--user-id N | --username NAME)`: the app's session, a user's on its behalf,
+//!   and that user's session info.
+//! - `symphony-auth logout --config FILE`: logs in, logs out, checks the session no longer works.
+//! - `symphony-auth watch --config FILE --seconds S`: one bot for S seconds, calls every second, counts.
 //! - `symphony-auth completions SHELL`: a completion script for the shell.
 //!
 //! A failure prints one line on stderr, whose prefix and exit code tell its class (see [`EXIT_CODES`]). Nothing
@@ -14,6 +18,9 @@ mod check;
 mod failure;
 mod logging;
 mod login;
+mod logout;
+mod obo;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +92,47 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Act for a user as the configured app (OBO) and read that user's session info
+    ///
+    /// Logs in as the app of `app.*` (RSA key or certificate), obtains a session for the user, and calls
+    /// GET /pod/v2/sessioninfo with it. With --json, exactly one JSON object on stdout:
+    /// {"app_id": str, "user_id": int, "username": str, "session": "ok"}
+    #[command(verbatim_doc_comment)]
+    Obo {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        user: OboUserArg,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log in, log out through POST /sessionauth/v1/logout, and check the session no longer works
+    ///
+    /// The session-auth host asks for a client certificate. With --json: {"logout": "ok"}
+    #[command(verbatim_doc_comment)]
+    Logout {
+        #[command(flatten)]
+        target: Target,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep one bot for S seconds, calling the session info and echo every second
+    ///
+    /// With --json, one JSON object on stdout at the end:
+    /// {"calls": int, "ok": int, "failed": int, "logins": int, "unauthorized": int, "common_jwt_refreshes": int}
+    #[command(verbatim_doc_comment)]
+    Watch {
+        #[command(flatten)]
+        target: Target,
+        /// How long to watch, in seconds
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a completion script for SHELL on stdout
     ///
     /// For example `symphony-auth completions bash > ~/.local/share/bash-completion/completions/symphony-auth`.
@@ -107,6 +155,31 @@ struct Target {
     attempts: Option<u32>,
 }
 
+/// The user an OBO command acts for: by id or by username, exactly one.
+#[derive(Debug, Args, PartialEq, Eq)]
+#[group(required = true, multiple = false)]
+struct OboUserArg {
+    /// The user's numeric id
+    #[arg(long, value_name = "N")]
+    user_id: Option<u64>,
+    /// The user's username
+    #[arg(long, value_name = "NAME")]
+    username: Option<String>,
+}
+
+impl OboUserArg {
+    fn user(&self) -> Result<symphony_auth_blocking::symphony_auth_core::OboUser, Failure> {
+        use symphony_auth_blocking::symphony_auth_core::OboUser;
+        match (self.user_id, &self.username) {
+            (Some(id), _) => Ok(OboUser::id(id)),
+            (None, Some(name)) => {
+                OboUser::username(name).map_err(|e| Failure::new(Class::Usage, format!("--username: {e}")))
+            }
+            (None, None) => Err(Failure::new(Class::Usage, "give --user-id or --username")),
+        }
+    }
+}
+
 /// What is told of each event of the bot's logins.
 type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
 
@@ -114,6 +187,12 @@ type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
 fn load_config_file(path: &std::path::Path) -> Result<LoadedSettings, Error> {
     let read = &mut |file: &std::path::Path| std::fs::read(file);
     symphony_auth_blocking::symphony_auth_core::driver::load_bdk_file(path, read, &|name| std::env::var(name).ok())
+}
+
+/// Reads and parses a BDK configuration file without loading what it names.
+fn read_config_file(path: &std::path::Path) -> Result<symphony_auth_blocking::symphony_auth_core::BotSettings, Error> {
+    let read = &mut |file: &std::path::Path| std::fs::read(file);
+    symphony_auth_blocking::symphony_auth_core::driver::read_bdk_file(path, read, &|name| std::env::var(name).ok())
 }
 
 /// The bot of the settings, with `--attempts` applied and `on_event` given the bot's events.
@@ -135,7 +214,8 @@ fn usage_failure(error: &clap::Error) -> Failure {
         // clap's message here is the whole help text.
         return Failure::new(
             Class::Usage,
-            "no command given: expected `login`, `check` or `completions` (see `symphony-auth --help`)",
+            "no command given: expected `login`, `check`, `obo`, `logout`, `watch` or `completions` (see \
+             `symphony-auth --help`)",
         );
     }
     let text = error.to_string();
@@ -154,6 +234,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Login { target, json } => login::run(&target.config, json, target.attempts),
         Command::Check { target } => check::run(&target.config, target.attempts),
+        Command::Obo { target, user, json } => obo::run(&target.config, user.user()?, json, target.attempts),
+        Command::Logout { target, json } => logout::run(&target.config, json, target.attempts),
+        Command::Watch { target, seconds, json } => watch::run(&target.config, seconds, json, target.attempts),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "symphony-auth", &mut std::io::stdout());
             Ok(())
@@ -218,6 +301,19 @@ mod tests {
 
         let cli = parse(&["check", "-c", "c.yaml", "--attempts", "1000"]).unwrap();
         assert!(matches!(cli.command, Command::Check { target: t } if t == target("c.yaml", Some(1000))));
+
+        let cli = parse(&["obo", "-c", "c", "--username", "j.doe", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Obo { user: OboUserArg { user_id: None, username: Some(_) }, json: true, .. }
+        ));
+        assert!(parse(&["obo", "-c", "c"]).is_err(), "a user is required");
+        assert!(parse(&["obo", "-c", "c", "--user-id", "1", "--username", "x"]).is_err(), "only one user");
+        assert!(parse(&["obo", "-c", "c", "--user-id", "x"]).is_err());
+        let cli = parse(&["watch", "-c", "c", "--seconds", "5"]).unwrap();
+        assert!(matches!(cli.command, Command::Watch { seconds: 5, json: false, .. }));
+        assert!(parse(&["watch", "-c", "c"]).is_err() && parse(&["watch", "-c", "c", "--seconds", "0"]).is_err());
+        assert!(matches!(parse(&["logout", "-c", "c", "--json"]).unwrap().command, Command::Logout { json: true, .. }));
 
         let cli = parse(&["completions", "zsh"]).unwrap();
         assert!(matches!(cli.command, Command::Completions { shell: clap_complete::Shell::Zsh }));

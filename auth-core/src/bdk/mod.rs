@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_yaml_ng::Value;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::config::{Config, Endpoints, LoginMethod};
+use crate::config::{Config, DefaultHeaders, Endpoints, KeyManagerPolicy, LoginMethod};
 use crate::error::{ConfigError, KeyError};
 use crate::identity::{ClientIdentity, IdentityError};
 use crate::retry::RetryPolicy;
@@ -223,19 +223,39 @@ pub struct BotSettings {
     pub trust_store: Option<Source>,
     /// `retry.*`.
     pub retry: RetryPolicy,
-    /// `proxy.*`.
+    /// The proxy every service uses: `None` when no service has one, or when they differ (see
+    /// [`proxies`](Self::proxies)).
     pub proxy: Option<ProxySettings>,
+    /// The proxy of each service: its own `proxy` entry, or the root's. A proxy set on one service only applies
+    /// to that service.
+    pub proxies: ServiceProxies,
     /// `connectionTimeout` (ms).
     pub connect_timeout: Option<Duration>,
     /// `readTimeout` (ms).
     pub read_timeout: Option<Duration>,
+    /// `app.*`: the app that acts on behalf of users (OBO).
+    pub app: Option<AppSettings>,
+    /// `keyManagerPolicy`: `auto` (the default), `always` or `never`.
+    pub key_manager: Option<KeyManagerPolicy>,
+    /// `defaultHeaders`, at the root and per service.
+    pub default_headers: DefaultHeaders,
 }
 
 impl BotSettings {
     /// The machine configuration for these settings, with the login method the driver built from
     /// [`credentials`](Self::credentials).
     pub fn to_config(&self, method: LoginMethod) -> Result<Config, ConfigError> {
-        Ok(Config::new(self.endpoints.clone(), &self.username, method)?.with_retry(self.retry.clone()))
+        let config = Config::new(self.endpoints.clone(), &self.username, method)?;
+        Ok(self.adjust(config))
+    }
+
+    /// What every configuration built from these settings shares: retries, key-manager policy, default headers.
+    fn adjust(&self, config: Config) -> Config {
+        let config = config.with_retry(self.retry.clone()).with_default_headers(self.default_headers.clone());
+        match self.key_manager {
+            Some(policy) => config.with_key_manager(policy),
+            None => config,
+        }
     }
 
     /// Reads what the settings name (key, certificate, trust store) through `read`, and builds everything a
@@ -248,67 +268,125 @@ impl BotSettings {
         &self,
         read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
     ) -> Result<LoadedSettings, ConfigFileError> {
-        let mut bytes = |key: &'static str, source: &Source| -> Result<Vec<u8>, ConfigFileError> {
-            match source {
-                Source::Content(content) => Ok(content.clone()),
-                Source::Path(path) => {
-                    read(path).map_err(|e| ConfigFileError::Read { key, path: path.clone(), reason: e.to_string() })
-                }
-            }
-        };
-        let (method, identity) = match &self.credentials {
-            #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
-            CredentialSource::RsaKey(source) => {
-                let pem = zeroize::Zeroizing::new(bytes("bot.privateKey", source)?);
-                // Features add up across a build: another crate turning `ring-signer` on must not change the
-                // signer of an application that kept the default.
-                #[cfg(feature = "rsa-signer")]
-                let signer = crate::RsaSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
-                #[cfg(not(feature = "rsa-signer"))]
-                let signer = crate::RingSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
-                let signer = signer.map_err(|source| ConfigFileError::Key { key: "bot.privateKey", source })?;
-                (LoginMethod::Rsa(signer), None)
-            }
-            #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
-            CredentialSource::RsaKey(_) => {
-                return Err(ConfigFileError::Parse(BdkConfigError::InvalidValue {
-                    key: "bot.privateKey".into(),
-                    reason: "this build has no JWT signer: enable the `rsa-signer` or `ring-signer` feature".into(),
-                }));
-            }
-            CredentialSource::Certificate { source, password } => {
-                let data = zeroize::Zeroizing::new(bytes("bot.certificate", source)?);
-                let identity = if self.credentials.is_pkcs12() {
-                    #[cfg(feature = "client-identity")]
-                    {
-                        let password = password.as_ref().map_or("", |p| p.expose_secret());
-                        ClientIdentity::from_pkcs12(&data, password)
-                    }
-                    #[cfg(not(feature = "client-identity"))]
-                    {
-                        let _ = password;
-                        Err(IdentityError::Pkcs12("PKCS#12 support needs the `client-identity` feature".into()))
-                    }
-                } else {
-                    ClientIdentity::from_pem(&data)
-                }
-                .map_err(|source| ConfigFileError::Identity { key: "bot.certificate", source })?;
-                (LoginMethod::Certificate, Some(identity))
-            }
-        };
+        let (method, identity) = load_credentials("bot", &self.credentials, read)?;
+        let config = self.to_config(method).map_err(|source| ConfigFileError::Invalid { key: "bot", source })?;
+        self.loaded(config, identity, read)
+    }
+
+    /// As [`load`](Self::load), for the app of `app.*` acting on behalf of `user` (OBO): the app's key or
+    /// certificate instead of the bot's, and no key manager.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load); [`BdkConfigError::MissingKey`] (`app.appId`, `app.privateKey`) when the file
+    /// configures no app credentials.
+    pub fn load_obo(
+        &self,
+        user: crate::OboUser,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
+        let app = self.app.as_ref().ok_or(BdkConfigError::MissingKey("app.appId"))?;
+        let credentials = app.credentials.as_ref().ok_or(BdkConfigError::MissingKey("app.privateKey"))?;
+        let (method, identity) = load_credentials("app", credentials, read)?;
+        let invalid = |source| ConfigFileError::Invalid { key: "app", source };
+        let config = match method {
+            LoginMethod::Rsa(signer) => Config::obo_rsa(self.endpoints.clone(), &app.app_id, signer, user),
+            _ => Config::obo_certificate(self.endpoints.clone(), &app.app_id, user),
+        }
+        .map_err(invalid)?;
+        let config = config.with_retry(self.retry.clone()).with_default_headers(self.default_headers.clone());
+        self.loaded(config, identity, read)
+    }
+
+    fn loaded(
+        &self,
+        config: Config,
+        identity: Option<ClientIdentity>,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
         let extra_roots_pem = match &self.trust_store {
-            Some(source) => Some(bytes("ssl.trustStore", source)?),
+            Some(source) => {
+                let pem = bytes("ssl.trustStore", source, read)?;
+                let path = match source {
+                    Source::Path(path) => Some(path.as_path()),
+                    Source::Content(_) => None,
+                };
+                if extras::is_java_keystore(path, &pem) {
+                    return Err(ConfigFileError::JavaKeyStore { path: path.map(std::path::Path::to_path_buf) });
+                }
+                Some(pem)
+            }
             None => None,
         };
-        let config = self.to_config(method).map_err(|source| ConfigFileError::Invalid { key: "bot", source })?;
         Ok(LoadedSettings {
             config,
             identity,
             extra_roots_pem,
             proxy: self.proxy.clone(),
+            proxies: self.proxies.clone(),
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
         })
+    }
+}
+
+fn bytes(
+    key: &'static str,
+    source: &Source,
+    read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<u8>, ConfigFileError> {
+    match source {
+        Source::Content(content) => Ok(content.clone()),
+        Source::Path(path) => {
+            read(path).map_err(|e| ConfigFileError::Read { key, path: path.clone(), reason: e.to_string() })
+        }
+    }
+}
+
+/// The login method (a signer over the key) or the client identity of `credentials`, under `bot` or `app`.
+fn load_credentials(
+    owner: &'static str,
+    credentials: &CredentialSource,
+    read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+) -> Result<(LoginMethod, Option<ClientIdentity>), ConfigFileError> {
+    let (key_name, certificate_name) =
+        if owner == "app" { ("app.privateKey", "app.certificate") } else { ("bot.privateKey", "bot.certificate") };
+    match credentials {
+        #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+        CredentialSource::RsaKey(source) => {
+            let pem = zeroize::Zeroizing::new(bytes(key_name, source, read)?);
+            // Features add up across a build: another crate turning `ring-signer` on must not change the
+            // signer of an application that kept the default.
+            #[cfg(feature = "rsa-signer")]
+            let signer = crate::RsaSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
+            #[cfg(not(feature = "rsa-signer"))]
+            let signer = crate::RingSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
+            let signer = signer.map_err(|source| ConfigFileError::Key { key: key_name, source })?;
+            Ok((LoginMethod::Rsa(signer), None))
+        }
+        #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
+        CredentialSource::RsaKey(_) => Err(ConfigFileError::Parse(BdkConfigError::InvalidValue {
+            key: key_name.into(),
+            reason: "this build has no JWT signer: enable the `rsa-signer` or `ring-signer` feature".into(),
+        })),
+        CredentialSource::Certificate { source, password } => {
+            let data = zeroize::Zeroizing::new(bytes(certificate_name, source, read)?);
+            let identity = if credentials.is_pkcs12() {
+                #[cfg(feature = "client-identity")]
+                {
+                    let password = password.as_ref().map_or("", |p| p.expose_secret());
+                    ClientIdentity::from_pkcs12(&data, password)
+                }
+                #[cfg(not(feature = "client-identity"))]
+                {
+                    let _ = password;
+                    Err(IdentityError::Pkcs12("PKCS#12 support needs the `client-identity` feature".into()))
+                }
+            } else {
+                ClientIdentity::from_pem(&data)
+            }
+            .map_err(|source| ConfigFileError::Identity { key: certificate_name, source })?;
+            Ok((LoginMethod::Certificate, Some(identity)))
+        }
     }
 }
 
@@ -322,8 +400,10 @@ pub struct LoadedSettings {
     pub identity: Option<ClientIdentity>,
     /// Extra root certificates (PEM), added to the defaults.
     pub extra_roots_pem: Option<Vec<u8>>,
-    /// The proxy.
+    /// The proxy every service uses, when they share one.
     pub proxy: Option<ProxySettings>,
+    /// The proxy of each service.
+    pub proxies: ServiceProxies,
     /// The connect timeout.
     pub connect_timeout: Option<Duration>,
     /// The read timeout.
@@ -379,10 +459,23 @@ pub enum ConfigFileError {
         /// Why.
         source: ConfigError,
     },
+    /// `ssl.trustStore` is a Java KeyStore (JKS or JCEKS), which only Java reads.
+    #[error("`ssl.trustStore`: {} is a Java KeyStore, which only Java reads; export its certificates to PEM with \
+             `keytool -list -rfc -keystore {} -storepass <password> > truststore.pem` and set \
+             `ssl.trustStore.path: truststore.pem`",
+        path.as_ref().map_or_else(|| "the content".to_owned(), |p| format!("{p:?}")),
+        path.as_ref().map_or_else(|| "truststore.jks".to_owned(), |p| p.display().to_string()))]
+    JavaKeyStore {
+        /// The file, when the trust store is named by path.
+        path: Option<PathBuf>,
+    },
 }
 
+mod extras;
 mod resolve;
 mod tree;
+
+pub use extras::{AppSettings, ServiceProxies};
 
 use resolve::resolve;
 use tree::{WipedTree, interpolate, syntax_error, wrong_type};

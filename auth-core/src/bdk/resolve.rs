@@ -11,6 +11,8 @@ use super::*;
 use crate::config::{BaseUrl, Endpoints};
 use crate::retry::RetryPolicy;
 
+use super::extras::ServiceProxies;
+
 /// A client entry (`pod`, `agent`, `keyManager`, `sessionAuth`, or the root), borrowed from the YAML tree.
 #[derive(Default)]
 pub(super) struct RawClient<'a> {
@@ -31,9 +33,9 @@ pub(super) struct RawProxy<'a> {
 
 /// `path` and `content`, or the deprecated flat spellings.
 pub(super) struct RawSource<'a> {
-    path: Option<&'a str>,
-    content: Option<&'a str>,
-    password: Option<&'a str>,
+    pub(super) path: Option<&'a str>,
+    pub(super) content: Option<&'a str>,
+    pub(super) password: Option<&'a str>,
 }
 
 pub(super) fn raw_client<'a>(map: Option<&'a Mapping>, prefix: &str) -> Result<RawClient<'a>, BdkConfigError> {
@@ -73,7 +75,7 @@ pub(super) fn key_leaf(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
-pub(super) fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
+pub(super) fn resolve<'a>(root: &'a Mapping) -> Result<BotSettings, BdkConfigError> {
     let top = raw_client(Some(root), "")?;
     let entry = |name: &'static str| -> Result<Option<RawClient<'_>>, BdkConfigError> {
         let map = mapping(get(Some(root), name), name, "a mapping (`scheme`, `host`, `port`, `context`, ...)")?;
@@ -192,7 +194,18 @@ pub(super) fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
         }
     };
 
-    let proxy = resolve_proxy(&top, [&pod, &agent, &key_manager, &session_auth])?;
+    // A service's own proxy, or the root's, named by the key it came from.
+    let own = |client: &Option<RawClient<'a>>, key: &'static str| match client.as_ref().and_then(|c| c.proxy.clone()) {
+        Some(proxy) => proxy_settings(Some(proxy), key),
+        None => proxy_settings(top.proxy.clone(), "proxy"),
+    };
+    let proxies = ServiceProxies {
+        pod: own(&pod, "pod.proxy")?,
+        key_manager: own(&key_manager, "keyManager.proxy")?,
+        session_auth: own(&session_auth, "sessionAuth.proxy")?,
+        agent: own(&agent, "agent.proxy")?,
+    };
+    let proxy = proxies.uniform().ok().flatten().cloned();
     let millis = |key: &str| -> Result<Option<Duration>, BdkConfigError> {
         Ok(whole(get(Some(root), key), key, 1.0, 1e9)?.map(Duration::from_millis))
     };
@@ -203,8 +216,12 @@ pub(super) fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
         trust_store,
         retry,
         proxy,
+        proxies,
         connect_timeout: millis("connectionTimeout")?,
         read_timeout: millis("readTimeout")?,
+        app: super::extras::app(root)?,
+        key_manager: super::extras::key_manager_policy(root)?,
+        default_headers: super::extras::default_headers(root)?,
     })
 }
 
@@ -223,29 +240,15 @@ pub(super) fn source(
     }
 }
 
-/// One HTTP client serves every service, so one proxy: the root's, or one that every entry that sets a proxy
-/// agrees on.
-pub(super) fn resolve_proxy(
-    root: &RawClient<'_>,
-    clients: [&Option<RawClient<'_>>; 4],
-) -> Result<Option<ProxySettings>, BdkConfigError> {
-    let mut chosen = root.proxy.clone();
-    for client in clients.into_iter().flatten() {
-        if let Some(proxy) = &client.proxy {
-            match &chosen {
-                Some(existing) if existing != proxy => {
-                    return Err(BdkConfigError::InvalidValue {
-                        key: "proxy".into(),
-                        reason: "different proxies per service are not supported: set one `proxy` at the root".into(),
-                    });
-                }
-                _ => chosen = Some(proxy.clone()),
-            }
-        }
-    }
-    let Some(proxy) = chosen else { return Ok(None) };
-    let host = proxy.host.filter(|h| !h.trim().is_empty()).ok_or(BdkConfigError::MissingKey("proxy.host"))?;
-    let port = whole(proxy.port, "proxy.port", 1.0, 65535.0)?.ok_or(BdkConfigError::MissingKey("proxy.port"))?;
+/// A service's proxy (its own entry's, or the root's), checked.
+pub(super) fn proxy_settings(proxy: Option<RawProxy<'_>>, key: &str) -> Result<Option<ProxySettings>, BdkConfigError> {
+    let Some(proxy) = proxy else { return Ok(None) };
+    let missing = |leaf: &str| BdkConfigError::InvalidValue {
+        key: format!("{key}.{leaf}"),
+        reason: "missing: a proxy needs `host` and `port`".into(),
+    };
+    let host = proxy.host.filter(|h| !h.trim().is_empty()).ok_or_else(|| missing("host"))?;
+    let port = whole(proxy.port, &format!("{key}.port"), 1.0, 65535.0)?.ok_or_else(|| missing("port"))?;
     Ok(Some(ProxySettings {
         url: format!("http://{}:{port}", host.trim()),
         username: proxy.username.filter(|u| !u.is_empty()).map(str::to_owned),

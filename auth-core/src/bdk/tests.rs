@@ -303,3 +303,96 @@ fn proxy_credentials_are_percent_encoded() {
     let url = settings.proxy.unwrap().url_with_credentials();
     assert_eq!(url.as_str(), "http://d%40m:p%3Aw%2F%20%C3%A9@proxy.acme:3128");
 }
+
+#[test]
+fn app_settings_key_manager_policy_and_default_headers_are_read() {
+    let settings = parse(
+        r"
+host: acme.symphony.com
+keyManagerPolicy: never
+defaultHeaders: {X-Team: bots, User-Agent: my-bot/1.0}
+agent: {host: agent.acme.com, defaultHeaders: {X-Team: agents}}
+bot: {username: b, privateKey: {path: bot.pem}}
+app: {appId: my-app, certificate: {path: app.p12, password: pw}}
+",
+    )
+    .unwrap();
+    let app = settings.app.as_ref().unwrap();
+    assert_eq!(app.app_id, "my-app");
+    assert!(matches!(&app.credentials, Some(c @ CredentialSource::Certificate { .. }) if c.is_pkcs12()));
+    assert_eq!(settings.key_manager, Some(crate::KeyManagerPolicy::Never));
+    let headers = &settings.default_headers;
+    assert_eq!(headers.of(crate::Service::Pod)["x-team"], "bots");
+    assert_eq!(headers.of(crate::Service::Agent)["x-team"], "agents", "a service's own value wins");
+    assert_eq!(headers.of(crate::Service::Agent)["user-agent"], "my-bot/1.0", "the root's still apply");
+    let config = settings.to_config(LoginMethod::Certificate).unwrap();
+    assert_eq!(config.key_manager(), crate::KeyManagerPolicy::Never);
+    assert_eq!(config.default_headers(), headers);
+
+    assert!(
+        parse("host: h\nbot: {username: b, privateKey: {path: k}}\napp: {appId: a}")
+            .unwrap()
+            .app
+            .unwrap()
+            .credentials
+            .is_none()
+    );
+    let bad =
+        |yaml: &str| parse(&format!("host: h\nbot: {{username: b, privateKey: {{path: k}}}}\n{yaml}")).unwrap_err();
+    assert_eq!(bad("app: {privateKey: {path: k}}"), BdkConfigError::MissingKey("app.appId"));
+    assert!(bad("app: {appId: a, privateKey: {path: k}, certificate: {path: c}}").to_string().contains("choose one"));
+    assert!(bad("keyManagerPolicy: sometimes").to_string().contains("`keyManagerPolicy`"));
+    let refused = bad("defaultHeaders: {sessionToken: s3cr3t-value}").to_string();
+    assert!(refused.contains("sessionToken") && !refused.contains("s3cr3t-value"), "{refused}");
+}
+
+#[test]
+fn a_proxy_on_one_service_applies_to_that_service_only() {
+    let proxy = |yaml: &str| parse(&format!("host: h\nbot: {{username: b, privateKey: {{path: k}}}}\n{yaml}")).unwrap();
+    let pod_only = proxy("pod: {proxy: {host: p.acme, port: 3128}}");
+    assert_eq!(pod_only.proxies.pod.as_ref().unwrap().url, "http://p.acme:3128");
+    assert!(pod_only.proxies.agent.is_none() && pod_only.proxies.key_manager.is_none());
+    assert!(pod_only.proxy.is_none(), "no proxy is shared by every service");
+    assert_eq!(pod_only.proxies.uniform().unwrap_err(), crate::Service::KeyManager);
+
+    let root = proxy("proxy: {host: r.acme, port: 8080}\nagent: {proxy: {host: a.acme, port: 8081}}");
+    assert_eq!(root.proxies.pod.as_ref().unwrap().url, "http://r.acme:8080");
+    assert_eq!(root.proxies.agent.as_ref().unwrap().url, "http://a.acme:8081");
+    assert!(root.proxy.is_none());
+    let everywhere = proxy("proxy: {host: r.acme, port: 8080}");
+    assert_eq!(everywhere.proxy.unwrap().url, "http://r.acme:8080");
+    let error = parse("host: h\nbot: {username: b, privateKey: {path: k}}\nagent: {proxy: {host: a}}").unwrap_err();
+    assert!(error.to_string().contains("agent.proxy.port"), "{error}");
+}
+
+#[test]
+fn a_java_keystore_trust_store_names_the_keytool_command() {
+    let settings = |store: &str| {
+        parse(&format!(
+            "host: h\nbot: {{username: b, certificate: {{path: c.pem}}}}\nssl: {{trustStore: {{path: {store}}}}}"
+        ))
+        .unwrap()
+    };
+    let bundle = include_str!("../../../fixtures/keys/bot-2048.pkcs8.pem").as_bytes().to_vec();
+    let mut read = |path: &std::path::Path| -> std::io::Result<Vec<u8>> {
+        match path.to_str() {
+            Some("c.pem") => Ok(b"not used".to_vec()),
+            Some("magic.store") => Ok(vec![0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]),
+            _ => Ok(bundle.clone()),
+        }
+    };
+    for store in ["truststore.jks", "magic.store"] {
+        // The identity is read first and fails on purpose in one case: read the trust store through `loaded`.
+        let error = settings(store)
+            .loaded(Config::certificate(Endpoints::single("h").unwrap(), "b").unwrap(), None, &mut read)
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, ConfigFileError::JavaKeyStore { .. }), "{text}");
+        assert!(text.contains(&format!("keytool -list -rfc -keystore {store}")), "{text}");
+    }
+    assert!(
+        settings("bundle.pem")
+            .loaded(Config::certificate(Endpoints::single("h").unwrap(), "b").unwrap(), None, &mut read)
+            .is_ok()
+    );
+}

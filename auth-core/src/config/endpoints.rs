@@ -124,9 +124,12 @@ impl LoginEndpoint {
     #[must_use]
     pub fn base(self, endpoints: &Endpoints) -> &BaseUrl {
         match self {
-            Self::RsaSession => &endpoints.pod,
+            Self::RsaSession | Self::RsaAppSession | Self::RsaOboUserId | Self::RsaOboUsername => &endpoints.pod,
             Self::RsaKeyManager | Self::CertificateKeyManager => &endpoints.key_manager,
-            Self::CertificateSession => &endpoints.session_auth,
+            Self::CertificateSession
+            | Self::CertificateAppSession
+            | Self::CertificateOboUserId
+            | Self::CertificateOboUsername => &endpoints.session_auth,
             Self::AgentVersion => &endpoints.agent,
         }
     }

@@ -2,9 +2,11 @@
 //! it, and the policies for retries, the key manager and parallel login. Everything is validated on construction.
 
 mod endpoints;
+mod service;
 mod url;
 
 pub use endpoints::Endpoints;
+pub use service::{DefaultHeaders, Service};
 pub use url::BaseUrl;
 
 use std::fmt;
@@ -90,6 +92,9 @@ pub struct Config {
     pub(crate) parallel_login: bool,
     pub(crate) cool_down: CoolDown,
     pub(crate) api_retry: Option<crate::api::ApiRetry>,
+    /// The user an app acts for (OBO); `None` for a bot.
+    pub(crate) obo: Option<crate::obo::OboUser>,
+    pub(crate) default_headers: Arc<DefaultHeaders>,
 }
 
 impl Config {
@@ -121,6 +126,8 @@ impl Config {
             parallel_login: true,
             cool_down: CoolDown::default(),
             api_retry: None,
+            obo: None,
+            default_headers: Arc::default(),
         })
     }
 
@@ -167,6 +174,19 @@ impl Config {
     pub fn with_api_retry(mut self, retry: crate::api::ApiRetry) -> Self {
         self.api_retry = Some(retry);
         self
+    }
+
+    /// Headers added to every request of a service: login requests and API calls (see [`DefaultHeaders`]).
+    #[must_use]
+    pub fn with_default_headers(mut self, headers: DefaultHeaders) -> Self {
+        self.default_headers = Arc::new(headers);
+        self
+    }
+
+    /// The default headers.
+    #[must_use]
+    pub fn default_headers(&self) -> &DefaultHeaders {
+        &self.default_headers
     }
 
     /// The login cool-down.

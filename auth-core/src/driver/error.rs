@@ -47,6 +47,9 @@ pub enum BotError {
     /// The session info could not be read.
     #[error(transparent)]
     SessionInfo(#[from] SessionInfoError),
+    /// A logout did not end the session.
+    #[error(transparent)]
+    Logout(#[from] crate::LogoutError),
     /// The caller misused the bot: an API call to a URI outside the configured services, or a call into the bot
     /// from its own event hook while that thread leads a login.
     #[error(transparent)]

@@ -19,7 +19,7 @@ use rustls_pki_types::CertificateDer;
 pub use error::BotError;
 pub use tls::parse_certificates;
 
-use crate::config::{Config, LoginMethod};
+use crate::config::{Config, LoginMethod, Service};
 use crate::error::ConfigError;
 use crate::identity::ClientIdentity;
 use crate::machine::Event;
@@ -117,6 +117,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// The proxy, when one is configured; never read from the environment.
     pub proxy: Option<ProxyUrl>,
+    /// Services whose proxy differs from [`proxy`](Self::proxy): each with its own (`None`: no proxy).
+    pub service_proxies: Vec<(Service, Option<ProxyUrl>)>,
     /// Cap on the body of an API response.
     pub max_response_body: usize,
     /// The seed of the retry jitter.
@@ -134,6 +136,7 @@ impl fmt::Debug for ClientOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("proxy", &self.proxy)
+            .field("service_proxies", &self.service_proxies)
             .field("max_response_body", &self.max_response_body)
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
@@ -141,6 +144,39 @@ impl fmt::Debug for ClientOptions {
 }
 
 impl ClientOptions {
+    /// The proxy of `service`: its own when one was set, otherwise [`proxy`](Self::proxy).
+    #[must_use]
+    pub fn proxy_of(&self, service: Service) -> Option<&ProxyUrl> {
+        match self.service_proxies.iter().rev().find(|(s, _)| *s == service) {
+            Some((_, own)) => own.as_ref(),
+            None => self.proxy.as_ref(),
+        }
+    }
+
+    /// Which HTTP client of [`clients_needed`](Self::clients_needed) carries `uri`: the one of its service (the
+    /// pod's for a URI outside every service, which a driver sends only unauthenticated).
+    #[must_use]
+    pub fn client_index(&self, endpoints: &crate::Endpoints, uri: &http::Uri) -> usize {
+        let service = endpoints.service_of(uri).unwrap_or(Service::Pod);
+        let clients = self.clients_needed();
+        let proxy = self.proxy_of(service);
+        clients.iter().position(|p| p.as_ref() == proxy).unwrap_or(0)
+    }
+
+    /// The distinct proxies (or none) the services use, in a stable order: a driver builds one HTTP client per
+    /// entry, and [`client_index`](Self::client_index) picks among them.
+    #[must_use]
+    pub fn clients_needed(&self) -> Vec<Option<ProxyUrl>> {
+        let mut proxies: Vec<Option<ProxyUrl>> = Vec::with_capacity(1);
+        for service in Service::ALL {
+            let proxy = self.proxy_of(service).cloned();
+            if !proxies.contains(&proxy) {
+                proxies.push(proxy);
+            }
+        }
+        proxies
+    }
+
     /// Calls the event hook, if any, with each of `events`. Call with no lock held.
     pub fn emit(&self, events: &[Event]) {
         if let Some(hook) = &self.on_event {
@@ -178,6 +214,7 @@ impl<D: Driver> BotBuilder<D> {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             proxy: None,
+            service_proxies: Vec::new(),
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
             seed: 0,
             on_event: None,
@@ -228,6 +265,17 @@ impl<D: Driver> BotBuilder<D> {
     /// [`BotError::Config`] for a malformed URL or a SOCKS proxy (not supported).
     pub fn proxy(mut self, url: &str) -> Result<Self, BotError> {
         self.options.proxy = Some(ProxyUrl::parse(url)?);
+        Ok(self)
+    }
+
+    /// Sends the requests of `service` through this proxy (`Some`), or directly (`None`), whatever
+    /// [`proxy`](Self::proxy) says for the others.
+    ///
+    /// # Errors
+    /// As [`proxy`](Self::proxy).
+    pub fn service_proxy(mut self, service: Service, url: Option<&str>) -> Result<Self, BotError> {
+        let proxy = url.map(ProxyUrl::parse).transpose()?;
+        self.options.service_proxies.push((service, proxy));
         Ok(self)
     }
 
@@ -306,6 +354,13 @@ impl<D: Driver> BotBuilder<D> {
         if let Some(proxy) = &loaded.proxy {
             builder = builder.proxy(&proxy.url_with_credentials())?;
         }
+        if loaded.proxies.uniform().is_err() {
+            // Services with proxies of their own (or none while others have one): each gets its own.
+            for service in Service::ALL {
+                let url = loaded.proxies.of(service).map(|p| p.url_with_credentials());
+                builder = builder.service_proxy(service, url.as_deref().map(String::as_str))?;
+            }
+        }
         if let Some(timeout) = loaded.connect_timeout {
             builder = builder.connect_timeout(timeout);
         }
@@ -327,12 +382,25 @@ pub fn load_bdk_file(
     read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<crate::LoadedSettings, BotError> {
+    Ok(read_bdk_file(path, read, env)?.load(read)?)
+}
+
+/// Reads and parses a BDK configuration file, without reading what it names: for a caller that loads the
+/// settings its own way ([`BotSettings::load_obo`](crate::BotSettings::load_obo), say).
+///
+/// # Errors
+/// [`BotError::ConfigFile`], naming the key at fault.
+#[cfg(feature = "bdk-config")]
+pub fn read_bdk_file(
+    path: &std::path::Path,
+    read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::BotSettings, BotError> {
     use crate::ConfigFileError;
     let unreadable = |reason: String| ConfigFileError::Unreadable { path: path.to_owned(), reason };
     let bytes = read(path).map_err(|e| unreadable(e.to_string()))?;
     let text = zeroize::Zeroizing::new(String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?);
-    let settings = crate::parse_bdk_config(&text, env).map_err(ConfigFileError::from)?;
-    Ok(settings.load(read)?)
+    Ok(crate::parse_bdk_config(&text, env).map_err(ConfigFileError::from)?)
 }
 
 /// Appends `data` to `buffer`; when it must grow, the contents move to a buffer twice the size and the old one is

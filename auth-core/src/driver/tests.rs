@@ -284,3 +284,34 @@ fn buffers_grow_by_moving_into_a_larger_one() {
     assert_eq!(buffer.len(), 1110);
     assert_eq!((buffer[0], buffer[10], buffer[1010]), (1, 2, 3));
 }
+
+#[cfg(all(feature = "bdk-config", feature = "rsa-signer"))]
+#[test]
+fn each_service_gets_its_own_proxy() {
+    let load = |yaml: &'static str| {
+        let mut read = move |path: &std::path::Path| -> std::io::Result<Vec<u8>> {
+            match path.to_str() {
+                Some("/etc/bot.yaml") => Ok(yaml.as_bytes().to_vec()),
+                _ => Ok(include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem").to_vec()),
+            }
+        };
+        super::load_bdk_file(std::path::Path::new("/etc/bot.yaml"), &mut read, &|_| None).unwrap()
+    };
+    let pod_only = load("host: h\nbot: {username: b, privateKey: {path: k}}\npod: {proxy: {host: p, port: 3128}}");
+    let (config, options) = BotBuilder::<Capture>::from_settings(pod_only).unwrap().build().unwrap();
+    assert!(options.proxy.is_none());
+    assert_eq!(options.proxy_of(crate::Service::Pod).unwrap().expose_url(), "http://p:3128");
+    assert!(
+        options.proxy_of(crate::Service::Agent).is_none() && options.proxy_of(crate::Service::KeyManager).is_none()
+    );
+    let clients = options.clients_needed();
+    assert_eq!(clients.len(), 2, "one client through the proxy, one direct");
+    let endpoints = config.endpoints();
+    let pod = options.client_index(endpoints, &"https://h/pod/v2/sessioninfo".parse().unwrap());
+    let agent = options.client_index(endpoints, &"https://h/agent/v1/util/echo".parse().unwrap());
+    assert_eq!(clients[pod].as_ref().unwrap().expose_url(), "http://p:3128");
+    assert!(clients[agent].is_none());
+    let everywhere = load("host: h\nbot: {username: b, privateKey: {path: k}}\nproxy: {host: p, port: 3128}");
+    let (_, options) = BotBuilder::<Capture>::from_settings(everywhere).unwrap().build().unwrap();
+    assert_eq!(options.proxy.unwrap().expose_url(), "http://p:3128");
+}

@@ -5,6 +5,7 @@ use crate::endpoint::LoginEndpoint;
 use crate::error::AuthError;
 use crate::response::IssuedToken;
 use crate::time::UnixTime;
+use crate::tokens::SecretHeader;
 
 use super::RequestId;
 
@@ -71,6 +72,8 @@ pub(super) struct Login {
     /// `None` when the key manager is not needed.
     pub(super) key_manager: Option<Leg>,
     pub(super) agent_check: Option<AgentCheck>,
+    /// OBO: the app's session, once its step is done; the user step is asked with it.
+    pub(super) app_session: Option<SecretHeader>,
 }
 
 impl Login {

@@ -30,11 +30,12 @@ use crate::config::{Config, KeyManagerPolicy, LoginMethod};
 use crate::endpoint::{LoginEndpoint, Purpose};
 use crate::error::{AuthError, FailureCause, SignError, TransportFailure, TransportKind, UsageError};
 use crate::jwt::{Jwt, SignedJwt, UnsignedJwt};
+use crate::obo::obo_user_login;
 use crate::request::{agent_info, certificate_login, rsa_login};
-use crate::response::{LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer};
+use crate::response::{LoginAnswer, agent_supports_simplified_key_delivery, read_login_answer_with};
 use crate::retry::Jitter;
 use crate::time::UnixTime;
-use crate::tokens::{Generation, Tokens};
+use crate::tokens::{Generation, SessionToken, Tokens};
 
 use login::{AgentCheck, Leg, LegStatus, Login};
 
@@ -228,11 +229,13 @@ impl Authenticator {
             let id = RequestId(self.next_id);
             self.next_id += 1;
             login.agent_check = Some(AgentCheck::InFlight(id));
-            let request = agent_info(&self.config.endpoints);
+            let mut request = agent_info(&self.config.endpoints);
+            self.config.default_headers.apply(LoginEndpoint::AgentVersion.service(), request.headers_mut());
             return Some(Output::Send(vec![LoginRequest { id, endpoint: LoginEndpoint::AgentVersion, request }]));
         }
         if login.legs().any(Leg::is_due) {
-            if let LoginMethod::Rsa(signer) = &self.config.method {
+            let signs = login.legs().any(|leg| leg.is_due() && leg.endpoint.signs_jwt());
+            if let (true, LoginMethod::Rsa(signer)) = (signs, &self.config.method) {
                 let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
                 if !self.jwt.as_ref().is_some_and(|cached| cached.usable_for(exp)) {
                     let (username, lifetime) = (self.config.username.as_str(), self.config.jwt_lifetime);
@@ -251,11 +254,21 @@ impl Authenticator {
     fn send_due(&mut self) -> Vec<LoginRequest> {
         let mut batch = Vec::with_capacity(2);
         let Some(login) = self.login.as_mut() else { return batch };
-        for leg in login.legs_mut().filter(|leg| leg.is_due()) {
-            let request = match (&self.config.method, &self.jwt) {
-                (LoginMethod::Rsa(_), Some(cached)) => rsa_login(leg.endpoint, &self.config.endpoints, &cached.jwt),
+        let app_session = login.app_session.clone().map(SessionToken);
+        for leg in [Some(&mut login.session), login.key_manager.as_mut()].into_iter().flatten() {
+            if !leg.is_due() {
+                continue;
+            }
+            let mut request = match (&self.jwt, &self.config.obo, &app_session) {
+                (_, Some(user), Some(app)) if leg.endpoint.is_obo_user() => {
+                    obo_user_login(leg.endpoint, &self.config.endpoints, user, app)
+                }
+                (Some(cached), _, _) if leg.endpoint.signs_jwt() => {
+                    rsa_login(leg.endpoint, &self.config.endpoints, &cached.jwt)
+                }
                 _ => certificate_login(leg.endpoint, &self.config.endpoints),
             };
+            self.config.default_headers.apply(leg.endpoint.service(), request.headers_mut());
             let id = RequestId(self.next_id);
             self.next_id += 1;
             leg.status = LegStatus::InFlight(id);
@@ -371,7 +384,28 @@ impl Authenticator {
         }
         self.answered();
         let username = self.config.username.to_string();
-        let outcome = match read_login_answer(response, now) {
+        // The certificate OBO user logins answer `{"sessionToken": ...}` rather than a `Token` (PROTOCOL §15.22).
+        let field = match endpoint {
+            LoginEndpoint::CertificateOboUserId | LoginEndpoint::CertificateOboUsername => "sessionToken",
+            _ => "token",
+        };
+        let obo_user = self.config.obo.as_ref().filter(|_| endpoint.is_obo_user()).map(ToString::to_string);
+        let outcome = match (read_login_answer_with(response, now, field), obo_user) {
+            (LoginAnswer::Rejected { status: status @ (401 | 403), .. }, Some(user)) => {
+                Outcome::Fatal(AuthError::OboNotInstalled { endpoint, app_id: username, user, status })
+            }
+            (LoginAnswer::Unusable { status: 404, .. }, Some(user)) => {
+                Outcome::Fatal(AuthError::OboUnknownUser { endpoint, user })
+            }
+            (answer, _) => self.outcome_of(answer, endpoint, username),
+        };
+        self.settle(purpose, outcome, now);
+        Ok(())
+    }
+
+    /// What a login answer means for its leg.
+    fn outcome_of(&self, answer: LoginAnswer, endpoint: LoginEndpoint, username: String) -> Outcome {
+        match answer {
             LoginAnswer::Token(token) => Outcome::Token(token),
             LoginAnswer::Retry { status, retry_after } => {
                 Outcome::Retry { cause: FailureCause::Status(status), retry_after }
@@ -382,9 +416,7 @@ impl Authenticator {
             LoginAnswer::Unusable { status, problem, body_prefix } => {
                 Outcome::Fatal(AuthError::Protocol { endpoint, status, problem, body_prefix })
             }
-        };
-        self.settle(purpose, outcome, now);
-        Ok(())
+        }
     }
 
     /// Request `id` failed below HTTP (timeout, connection refused or reset, TLS).
@@ -437,6 +469,17 @@ impl Authenticator {
         }
     }
 
+    /// The tokens of `generation` were logged out: if they are the current ones, they are no longer handed out and
+    /// the next poll logs in again. Returns whether they were forgotten.
+    pub(crate) fn forget_tokens(&mut self, generation: Generation) -> bool {
+        if !matches!(&self.held, Held::Tokens(tokens) if tokens.generation == generation) {
+            return false;
+        }
+        self.held = Held::Nothing;
+        self.events.push_back(Event::LoggedOut { generation });
+        true
+    }
+
     /// A login request was answered: a supplied JWT has served its batch.
     fn answered(&mut self) {
         if let Some(cached) = &mut self.jwt {
@@ -445,6 +488,17 @@ impl Authenticator {
     }
 
     fn begin_login(&mut self, refresh: bool) {
+        self.events.push_back(Event::LoginStarted { refresh: refresh && matches!(self.held, Held::Tokens(_)) });
+        if self.config.obo.is_some() {
+            // OBO: the app's own session first; the user step follows it (see `settle`). No key manager.
+            let app = match self.config.method {
+                LoginMethod::Rsa(_) => LoginEndpoint::RsaAppSession,
+                LoginMethod::Certificate => LoginEndpoint::CertificateAppSession,
+            };
+            let session = Leg::new(app, true);
+            self.login = Some(Login { session, key_manager: None, agent_check: None, app_session: None });
+            return;
+        }
         let (session, key_manager) = match self.config.method {
             LoginMethod::Rsa(_) => (LoginEndpoint::RsaSession, LoginEndpoint::RsaKeyManager),
             LoginMethod::Certificate => (LoginEndpoint::CertificateSession, LoginEndpoint::CertificateKeyManager),
@@ -456,8 +510,8 @@ impl Authenticator {
             // A pod that granted SKD last time will very likely grant it again: ask it first, alone.
             KeyManagerPolicy::Auto => Some(Leg::new(key_manager, parallel && self.last_skd != Some(true))),
         };
-        self.login = Some(Login { session: Leg::new(session, true), key_manager, agent_check: None });
-        self.events.push_back(Event::LoginStarted { refresh: refresh && matches!(self.held, Held::Tokens(_)) });
+        self.login =
+            Some(Login { session: Leg::new(session, true), key_manager, agent_check: None, app_session: None });
     }
 
     /// Which leg request `id` belongs to, with its endpoint: `Ok(None)` for a request the machine gave up on.

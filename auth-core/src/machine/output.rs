@@ -186,6 +186,11 @@ pub enum Event {
         /// The generation that expired.
         generation: Generation,
     },
+    /// The session of `generation` was logged out; its tokens are no longer handed out.
+    LoggedOut {
+        /// The generation logged out.
+        generation: Generation,
+    },
 }
 
 /// What a reported 401 led to.

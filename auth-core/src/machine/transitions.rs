@@ -8,6 +8,7 @@ use crate::config::KeyManagerPolicy;
 use crate::endpoint::Purpose;
 use crate::error::{AuthError, FailureCause};
 use crate::jwt::grants_simplified_key_delivery;
+use crate::response::IssuedToken;
 use crate::time::UnixTime;
 use crate::tokens::{AuthorizationToken, Generation, KeyManagerToken, SessionToken, Tokens};
 
@@ -41,6 +42,9 @@ impl Authenticator {
                 } else {
                     self.fail_login(error, now);
                 }
+            }
+            (Purpose::Session, Outcome::Token(token)) if self.config.obo.is_some() && !self.in_obo_user_step() => {
+                self.after_app_session(token);
             }
             (Purpose::Session, Outcome::Token(token)) => {
                 let skd = grants_simplified_key_delivery(token.token.expose());
@@ -89,6 +93,20 @@ impl Authenticator {
         let event = Event::RetryScheduled { endpoint: leg.endpoint, attempt: leg.failures, max_attempts, delay, cause };
         self.events.push_back(event);
         None
+    }
+
+    fn in_obo_user_step(&self) -> bool {
+        self.leg(Purpose::Session).is_some_and(|leg| leg.endpoint.is_obo_user())
+    }
+
+    /// OBO: the app's session arrived; the user's session is asked with it next, with a retry budget of its own.
+    fn after_app_session(&mut self, token: IssuedToken) {
+        let Some(user) = &self.config.obo else { return };
+        let endpoint = user.endpoint(&self.config.method);
+        if let Some(login) = self.login.as_mut() {
+            login.app_session = Some(token.token);
+            login.session = Leg::new(endpoint, true);
+        }
     }
 
     /// The session token arrived: decide whether the key manager is still needed.

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... [--cert-bot NAME]... [--tls-dir DIR]
+//!          [--app APPID=PUBLIC_KEY.pem]... [--cert-app APPID]... [--user ID:USERNAME[:installed]]...
 //!          [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] [--agent-version VERSION]
 //!          [--login-rate-limit LOGINS/SECONDS] [--latency-ms N]
 //! ```
@@ -20,13 +21,18 @@ use serde_json::{Map, Value};
 use symphony_auth_testkit::{FakePod, FakePodServer, LoginRateLimit, PkiKeys, Role};
 
 const USAGE: &str = "usage: fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... \
-[--cert-bot NAME]... [--tls-dir DIR] [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] \
+[--cert-bot NAME]... [--app APPID=PUBLIC_KEY.pem]... [--cert-app APPID]... [--user ID:USERNAME[:installed]]... \
+[--tls-dir DIR] [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] \
 [--agent-version VERSION] [--login-rate-limit LOGINS/SECONDS] [--latency-ms N]
 
   --bind ADDR               the pod's address; every other role listens on a free port of the same IP
   --rsa-bot NAME=FILE       registers an RSA bot with its SPKI PEM public key (repeatable)
   --cert-bot NAME           registers a certificate bot (repeatable); with --tls-dir its certificate is written
-  --tls-dir DIR             writes ca.pem and NAME-cert.pem, NAME-key.pem, NAME.pem per certificate bot
+  --app APPID=FILE          registers an app (OBO) with its SPKI PEM public key (repeatable)
+  --cert-app APPID          registers an app that logs in with a certificate (repeatable); written like a bot's
+  --user ID:USERNAME[:installed]
+                            registers a user apps may act for; OBO is refused unless `:installed` (repeatable)
+  --tls-dir DIR             writes ca.pem and NAME-cert.pem, NAME-key.pem, NAME.pem per certificate bot or app
   --https                   serves the pod, key manager and agent over HTTPS (needs --tls-dir for the CA)
   --ecdsa                   ECDSA P-256 certificates instead of RSA 4096
   --session-ttl SECONDS     lifetime of issued tokens (default 3600)
@@ -41,6 +47,9 @@ struct Args {
     bind: SocketAddr,
     rsa_bots: Vec<(String, PathBuf)>,
     cert_bots: Vec<String>,
+    apps: Vec<(String, PathBuf)>,
+    cert_apps: Vec<String>,
+    users: Vec<(u64, String, bool)>,
     tls_dir: Option<PathBuf>,
     https: bool,
     ecdsa: bool,
@@ -84,6 +93,17 @@ fn run() -> Result<(), Failure> {
     }
     for name in &args.cert_bots {
         pod.add_cert_bot(name).map_err(|e| Failure::Usage(format!("--cert-bot: {e}")))?;
+    }
+    for (app_id, path) in &args.apps {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("--app {app_id}: cannot read {}: {e}", path.display())))?;
+        pod.add_rsa_app(app_id, &pem).map_err(|e| Failure::Usage(format!("--app: {e}")))?;
+    }
+    for app_id in &args.cert_apps {
+        pod.add_cert_app(app_id).map_err(|e| Failure::Usage(format!("--cert-app: {e}")))?;
+    }
+    for (id, username, installed) in &args.users {
+        pod.add_user(*id, username, *installed).map_err(|e| Failure::Usage(format!("--user: {e}")))?;
     }
     if let Some(ttl) = args.session_ttl {
         pod.set_session_ttl(ttl);
@@ -144,6 +164,17 @@ fn write_tls_dir(server: &FakePodServer, dir: &Path) -> io::Result<PathBuf> {
     Ok(ca)
 }
 
+/// `ID:USERNAME` (the user has not installed the apps) or `ID:USERNAME:installed`.
+fn parse_user(value: &str) -> Option<(u64, String, bool)> {
+    let (id, rest) = value.split_once(':')?;
+    let (username, installed) = match rest.rsplit_once(':') {
+        Some((username, "installed")) => (username, true),
+        _ => (rest, false),
+    };
+    let id = id.parse().ok()?;
+    (!username.is_empty() && !username.contains(':')).then(|| (id, username.to_owned(), installed))
+}
+
 /// `Ok(None)` for `--help`. Accepts `--flag value` and `--flag=value`.
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Failure> {
     // One line on stderr, as the contract asks; the full usage is behind --help.
@@ -152,6 +183,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Fa
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         rsa_bots: Vec::new(),
         cert_bots: Vec::new(),
+        apps: Vec::new(),
+        cert_apps: Vec::new(),
+        users: Vec::new(),
         tls_dir: None,
         https: false,
         ecdsa: false,
@@ -182,6 +216,21 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Fa
                 args.rsa_bots.push((name.to_owned(), PathBuf::from(path)));
             }
             "--cert-bot" => args.cert_bots.push(value("a bot name")?),
+            "--app" => {
+                let v = value("APPID=PUBLIC_KEY.pem")?;
+                let Some((app_id, path)) = v.split_once('=').filter(|(a, p)| !a.is_empty() && !p.is_empty()) else {
+                    return Err(usage(format!("--app: {v:?} is not APPID=PUBLIC_KEY.pem")));
+                };
+                args.apps.push((app_id.to_owned(), PathBuf::from(path)));
+            }
+            "--cert-app" => args.cert_apps.push(value("an app id")?),
+            "--user" => {
+                let v = value("ID:USERNAME[:installed]")?;
+                args.users.push(
+                    parse_user(&v)
+                        .ok_or_else(|| usage(format!("--user: {v:?} is not ID:USERNAME or ID:USERNAME:installed")))?,
+                );
+            }
             "--tls-dir" => args.tls_dir = Some(PathBuf::from(value("a directory")?)),
             "--session-ttl" => {
                 let v = value("a number of seconds")?;
