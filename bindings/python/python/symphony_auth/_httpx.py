@@ -196,7 +196,7 @@ class HttpxAuth(httpx.Auth):
                 elif kind == "sleep":
                     await asyncio.sleep(action[1])
                 elif kind == "follow":
-                    await action[2]
+                    await action[2][1]
         finally:
             flow.close()
 
