@@ -112,7 +112,7 @@ impl PyBot {
     ) -> PyResult<Self> {
         let args = PyTuple::new(py, [pod_url, username])?;
         let config = py.get_type::<PyConfig>().call(args, kwargs)?;
-        Self::new(py, &config.cast::<PyConfig>()?.get())
+        Self::new(py, config.cast::<PyConfig>()?.get())
     }
 
     /// The bot's username.

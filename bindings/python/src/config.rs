@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use zeroize::Zeroizing;
 use pyo3::types::PyDict;
 use symphony_auth_core::driver::{BotBuilder, Driver};
 use symphony_auth_core::{
     BaseUrl, ClientIdentity, Config, CoolDown, Endpoints, KeyManagerPolicy, LoadedSettings, LoginMethod, RetryPolicy,
     RsaSigner,
 };
+use zeroize::Zeroizing;
 
 use crate::errors::{ConfigurationError, bot_error, config_error};
 

@@ -169,6 +169,7 @@ impl PyFlight {
     /// below HTTP (`status` None, `kind` and `detail`). Returns a dict: `return`, `relogin` (`generation`: join
     /// with `"newer"` and that generation), `retry_at` (`at`) or `fail` (`error`, the exception, not raised).
     #[pyo3(signature = (call, status, headers, now_ms, kind = None, detail = ""))]
+    #[allow(clippy::too_many_arguments)]
     fn handle_api<'py>(
         &self,
         py: Python<'py>,
