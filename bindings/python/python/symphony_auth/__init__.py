@@ -9,6 +9,8 @@
 Errors are subclasses of ``SymphonyAuthError``; no message or repr holds a token, a JWT or key material.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._native import (
     USER_AGENT,
     ApiCall,
@@ -33,6 +35,9 @@ from ._native import (
     UnsignedJwt,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from ._httpx import HttpxAuth
 
 __all__ = [
     "USER_AGENT",
@@ -61,7 +66,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # httpx is optional: importing symphony_auth must not need it.
     if name == "HttpxAuth":
         from ._httpx import HttpxAuth
