@@ -24,17 +24,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _failure_kind(exc: BaseException) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        return "tls" if "ssl" in text or "certificate" in text else "connect"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return "reset"
-    return "other"
-
-
 class HttpxAuth(httpx.Auth):
     """Symphony authentication for ``httpx.Client`` and ``httpx.AsyncClient``.
 
@@ -42,6 +31,9 @@ class HttpxAuth(httpx.Auth):
     ``UsageError``: tokens are never sent elsewhere). Logins go through the client itself, so configure it with the
     TLS roots and, for certificate logins, the client certificate. Concurrent requests share one login; any number
     of 401s on one generation of tokens cause one re-login, after which each request is replayed once.
+
+    httpx raises a transport error out of the client rather than into the auth flow: a login request that fails
+    below HTTP ends the leading request with that error, and the flight hands the login to a waiting request.
     """
 
     def __init__(self, config: Config, *, seed: int = 0) -> None:
