@@ -100,3 +100,11 @@ def cert_pod(tmp_path_factory):
     pod.tls_dir = tls
     yield pod
     pod.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_pod():
+    """A fake whose every answer takes 300 ms: a login is under way long enough to act during it."""
+    pod = FakePod("--rsa-bot", f"{RSA_BOT}={KEYS / 'bot-2048.pub.pem'}", "--latency-ms", "300")
+    yield pod
+    pod.stop()

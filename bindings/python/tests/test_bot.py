@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -203,3 +204,21 @@ def test_tokens_and_responses_show_no_secret(rsa_pod):
     for shown in (repr(tokens), str(tokens), repr(bot), repr(response), repr(bot.state())):
         assert tokens.session_token not in shown
         assert tokens.key_manager_token not in shown
+
+
+def test_the_gil_is_released_while_the_bot_logs_in(slow_pod):
+    # Each answer takes 300 ms: were the GIL held during the login, this thread would stop for as long.
+    bot = rsa_bot(slow_pod)
+    worker = threading.Thread(target=bot.tokens)
+    ticks = []
+    worker.start()
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while worker.is_alive() and time.monotonic() < deadline:
+        ticks.append(time.monotonic())
+        time.sleep(0.005)
+    worker.join(JOIN_TIMEOUT_S)
+    assert not worker.is_alive()
+    assert bot.state()["type"] == "ready"
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert ticks[-1] - ticks[0] >= 0.25, "the login waited for answers of 300 ms"
+    assert max(gaps) < 0.2, f"this thread stood still for {max(gaps):.3f} s"

@@ -122,3 +122,26 @@ def test_a_rejected_login_raises_the_core_error(rsa_pod):
     with httpx.Client(auth=sa.HttpxAuth(config), timeout=TIMEOUT_S) as client:
         with pytest.raises(sa.CredentialsRejectedError, match="rejected bot"):
             client.get(rsa_pod.urls["pod"] + "/pod/v2/sessioninfo")
+
+
+def test_a_task_cancelled_while_leading_the_login_hands_it_over(slow_pod):
+    url = slow_pod.urls["pod"] + "/pod/v2/sessioninfo"
+    auth = sa.HttpxAuth(rsa_config(slow_pod))
+
+    async def main():
+        async with httpx.AsyncClient(auth=auth, timeout=TIMEOUT_S) as client:
+            leader = asyncio.create_task(client.get(url))
+            deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+            while not auth._flight.has_leader():  # polling the condition, bounded by the deadline
+                assert asyncio.get_running_loop().time() < deadline, "no task leads a login"
+                await asyncio.sleep(0.01)
+            follower = asyncio.create_task(client.get(url))
+            await asyncio.sleep(0.05)  # lets the follower join; the leader's login answer takes 300 ms
+            leader.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await leader
+            return await asyncio.wait_for(follower, TIMEOUT_S)
+
+    response = asyncio.run(main())
+    assert response.status_code == 200
+    assert response.json()["username"] == RSA_BOT
