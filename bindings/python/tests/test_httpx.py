@@ -145,3 +145,12 @@ def test_a_task_cancelled_while_leading_the_login_hands_it_over(slow_pod):
     response = asyncio.run(main())
     assert response.status_code == 200
     assert response.json()["username"] == RSA_BOT
+
+
+def test_a_streamed_answer_is_left_unread_for_the_caller(rsa_pod):
+    url = rsa_pod.urls["pod"] + "/pod/v2/sessioninfo"
+    with httpx.Client(auth=sa.HttpxAuth(rsa_config(rsa_pod)), timeout=TIMEOUT_S) as client:
+        with client.stream("GET", url) as response:
+            assert response.status_code == 200
+            assert not response.is_stream_consumed
+            assert b"".join(response.iter_bytes())

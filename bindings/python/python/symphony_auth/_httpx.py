@@ -94,7 +94,7 @@ class HttpxAuth(httpx.Auth):
                         request = httpx.Request(
                             login.method, login.url, headers=login.headers, content=login.body
                         )
-                        response = yield ("http", request)
+                        response = yield ("login", request)
                         with self._lock:
                             self._flight.report_answer(
                                 login.id,
@@ -148,10 +148,13 @@ class HttpxAuth(httpx.Auth):
                     return
                 kind = action[0]
                 value = None
-                if kind == "http":
+                if kind == "login":
                     response = yield action[1]
                     response.read()
                     value = response
+                elif kind == "http":
+                    # Status and headers are all the core needs: a streamed answer stays unread.
+                    value = yield action[1]
                 elif kind == "sign":
                     value = action[1].sign()
                 elif kind == "sleep":
@@ -176,10 +179,13 @@ class HttpxAuth(httpx.Auth):
                     return
                 kind = action[0]
                 value = None
-                if kind == "http":
+                if kind == "login":
                     response = yield action[1]
                     await response.aread()
                     value = response
+                elif kind == "http":
+                    # Status and headers are all the core needs: a streamed answer stays unread.
+                    value = yield action[1]
                 elif kind == "register":
                     value = (loop, loop.create_future())
                 elif kind == "sign":
