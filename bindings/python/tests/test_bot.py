@@ -222,3 +222,20 @@ def test_the_gil_is_released_while_the_bot_logs_in(slow_pod):
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert ticks[-1] - ticks[0] >= 0.25, "the login waited for answers of 300 ms"
     assert max(gaps) < 0.2, f"this thread stood still for {max(gaps):.3f} s"
+
+
+def test_a_bdk_file_with_a_proxy_password_shows_it_nowhere(tmp_path):
+    config = {
+        "host": "acme.symphony.com",
+        "proxy": {"host": "proxy.example", "port": 3128, "username": "me", "password": CANARY},
+        "bot": {"username": "bot", "privateKey": {"path": str(tmp_path / "missing.pem")}},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(sa.ConfigurationError) as raised:
+        sa.Bot.from_config(str(path))
+    assert "missing.pem" in str(raised.value)
+    assert CANARY not in str(raised.value) and CANARY not in repr(raised.value)
+    (tmp_path / "missing.pem").write_bytes((KEYS / "bot-2048.pkcs8.pem").read_bytes())
+    bot = sa.Bot.from_config(str(path))
+    assert CANARY not in repr(bot) and CANARY not in repr(sa.Config.from_file(str(path)))
