@@ -46,7 +46,9 @@ def test_a_url_outside_the_services_is_refused(rsa_pod):
 
 def test_fifty_threads_meeting_a_401_cause_one_login(rsa_pod):
     url = rsa_pod.urls["pod"] + "/pod/v2/sessioninfo"
-    with httpx.Client(auth=sa.HttpxAuth(rsa_config(rsa_pod)), timeout=TIMEOUT_S) as client:
+    # Fewer connections than threads: a request waiting for the login must not hold one.
+    limits = httpx.Limits(max_connections=10)
+    with httpx.Client(auth=sa.HttpxAuth(rsa_config(rsa_pod)), timeout=TIMEOUT_S, limits=limits) as client:
         assert client.get(url).status_code == 200
         rsa_pod.expire()
         before = rsa_pod.logins()
@@ -75,7 +77,8 @@ def test_two_hundred_tasks_meeting_a_401_cause_one_login(rsa_pod):
     url = rsa_pod.urls["pod"] + "/pod/v2/sessioninfo"
 
     async def main():
-        limits = httpx.Limits(max_connections=200)
+        # Fewer connections than tasks: a request waiting for the login must not hold one.
+        limits = httpx.Limits(max_connections=20)
         async with httpx.AsyncClient(auth=sa.HttpxAuth(rsa_config(rsa_pod)), timeout=TIMEOUT_S, limits=limits) as client:
             assert (await client.get(url)).status_code == 200
             rsa_pod.expire()

@@ -127,6 +127,8 @@ class HttpxAuth(httpx.Auth):
             kind = step["type"]
             if kind == "return":
                 return
+            # Read before waiting: an unread answer holds its connection, which a login may need.
+            yield ("discard", response)
             if kind == "relogin":
                 tokens = yield from self._tokens("newer", step["generation"])
             elif kind == "retry_at":
@@ -155,6 +157,8 @@ class HttpxAuth(httpx.Auth):
                 elif kind == "http":
                     # Status and headers are all the core needs: a streamed answer stays unread.
                     value = yield action[1]
+                elif kind == "discard":
+                    action[1].read()
                 elif kind == "sign":
                     value = action[1].sign()
                 elif kind == "sleep":
@@ -186,6 +190,8 @@ class HttpxAuth(httpx.Auth):
                 elif kind == "http":
                     # Status and headers are all the core needs: a streamed answer stays unread.
                     value = yield action[1]
+                elif kind == "discard":
+                    await action[1].aread()
                 elif kind == "register":
                     value = (loop, loop.create_future())
                 elif kind == "sign":
