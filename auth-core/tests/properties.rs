@@ -616,6 +616,7 @@ fn run_machine(setup: Setup, inputs: Vec<Input>) -> Result<(), TestCaseError> {
             Input::Supply { fail } => {
                 if let Some(jwt) = to_sign.take() {
                     let signed = if fail { Err(symphony_auth_core::SignError("generated".into())) } else { jwt.sign() };
+                    model.observe(now);
                     machine.supply_jwt(signed, now);
                     model.events(drain(&mut machine), now)?;
                     if !model.login_active {

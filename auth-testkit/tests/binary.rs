@@ -303,3 +303,57 @@ fn apps_and_users_from_flags() {
     drop(running.0.stdin.take());
     assert!(wait_exit(&mut running.0, Duration::from_secs(10)).is_some_and(|s| s.success()));
 }
+
+#[test]
+fn binary_stdin_commands_count_logins_and_expire_tokens() {
+    use std::io::Write as _;
+    let pub_key = format!("bot={}", fixture("bot-2048.pub.pem"));
+    let mut child = Command::new(BIN)
+        .args(["--rsa-bot", &pub_key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut running = Running(child);
+    let mut next = || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let ready = next();
+    let pod = ready["pod"].as_str().unwrap().to_owned();
+    let mut ask = |command: &str| {
+        writeln!(stdin, "{command}").unwrap();
+        next()
+    };
+
+    let jwt = login_jwt(&key(BOT_2048_KEY), "bot", secs(SystemTime::now()) + 240);
+    let http = agent(None, None);
+    let (status, body) = read(
+        http.post(format!("{pod}/login/pubkey/authenticate"))
+            .header("Content-Type", "application/json")
+            .send(json!({ "token": jwt }).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let session = body["token"].as_str().unwrap().to_owned();
+    let info = |http: &ureq::Agent| {
+        read(http.get(format!("{pod}/pod/v2/sessioninfo")).header("sessionToken", session.as_str()).call()).0
+    };
+    assert_eq!(info(&http), 200);
+
+    let counters = ask("counters");
+    assert_eq!(counters["requests"]["/login/pubkey/authenticate"], 1, "{counters}");
+    assert_eq!(counters["requests"]["/pod/v2/sessioninfo"], 1, "{counters}");
+    assert_eq!(ask("expire"), json!({ "expired": true }));
+    assert_eq!(info(&http), 401, "the session token is expired");
+    assert_eq!(ask("reset-counters"), json!({ "reset": true }));
+    assert_eq!(ask("counters")["requests"]["/pod/v2/sessioninfo"], 0);
+    assert!(ask("nonsense")["error"].as_str().unwrap().contains("unknown command"));
+
+    drop(stdin);
+    let status = wait_exit(&mut running.0, Duration::from_secs(10)).expect("fake-pod exits when stdin closes");
+    assert!(status.success(), "{status}");
+}

@@ -10,15 +10,24 @@
 //! `{"pod":URL,"key_manager":URL,"agent":URL,"session_auth":URL,"key_auth":URL,"ca_cert":PATH|null}`,
 //! each role on a port of its own, then serves until its stdin closes or it is terminated. Bad arguments: one line
 //! on stderr, exit 2.
+//!
+//! While it serves, it reads commands from stdin, one per line, and answers each with one JSON line on stdout, so
+//! that a test in another language can act on the fake and count what it saw:
+//! - `expire`: every issued session and key-manager token is expired now (the next call with them gets 401);
+//!   answers `{"expired":true}`;
+//! - `counters`: answers `{"requests":{PATH:N,...}}`, the requests received per endpoint path (`/login/...`);
+//! - `reset-counters`: sets them to zero; answers `{"reset":true}`.
+//!
+//! An unknown command answers `{"error":"..."}`.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, BufRead as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use symphony_auth_testkit::{FakePod, FakePodServer, LoginRateLimit, PkiKeys, Role};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, LoginRateLimit, PkiKeys, Role};
 
 const USAGE: &str = "usage: fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... \
 [--cert-bot NAME]... [--app APPID=PUBLIC_KEY.pem]... [--cert-app APPID]... [--user ID:USERNAME[:installed]]... \
@@ -143,9 +152,39 @@ fn run() -> Result<(), Failure> {
 
     // Serve until stdin reaches end of file (or a read fails, which ends it as well); SIGTERM
     // keeps its default disposition and ends the process at once.
-    let _ = io::stdin().lock().read_to_end(&mut Vec::new());
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = command(&server, line.trim());
+        let mut stdout = io::stdout().lock();
+        if writeln!(stdout, "{answer}").and_then(|()| stdout.flush()).is_err() {
+            break;
+        }
+    }
     drop(server);
     Ok(())
+}
+
+/// Runs one stdin command against the fake; its answer, one JSON value.
+fn command(server: &FakePodServer, command: &str) -> Value {
+    match command {
+        "expire" => {
+            server.pod().expire_all();
+            serde_json::json!({ "expired": true })
+        }
+        "counters" => {
+            let pod = server.pod();
+            let requests: Map<String, Value> = Endpoint::ALL
+                .iter()
+                .filter_map(|&e| Some((e.path()?.to_owned(), pod.counters().requests(e).into())))
+                .collect();
+            serde_json::json!({ "requests": requests })
+        }
+        "reset-counters" => {
+            server.pod().reset_counters();
+            serde_json::json!({ "reset": true })
+        }
+        other => serde_json::json!({ "error": format!("unknown command {other:?}: expire, counters, reset-counters") }),
+    }
 }
 
 /// Writes `ca.pem` and, per certificate bot, `NAME-cert.pem`, `NAME-key.pem` and `NAME.pem`;

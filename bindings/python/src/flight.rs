@@ -1,0 +1,223 @@
+//! `Flight`: the core's single flight and API-call step, for a driver written in Python (`HttpxAuth`). The
+//! Python side only sends, waits and wakes; who leads a login, what a follower gets and what a 401 means are
+//! decided here by the core.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use symphony_auth_core::{ApiCall, ApiStep, Caller, Flight, Generation, Report, RequestId, Step, UnixTime, Want};
+
+use crate::config::PyConfig;
+use crate::convert::{self, PyTokens};
+use crate::errors::{UsageError, bot_error, usage_error};
+use crate::machine::{PyLoginRequest, PySignedJwt, PyUnsignedJwt, event, failure, lock};
+
+/// One caller of a `Flight`: made by `join`, polled until `done`, or left.
+#[pyclass(frozen, name = "FlightCaller", module = "symphony_auth")]
+pub(crate) struct PyCaller {
+    caller: Mutex<Option<Caller>>,
+}
+
+/// One API call through a `Flight`: the request, the tokens it was last sent with, its replay and retry counts.
+#[pyclass(frozen, name = "ApiCall", module = "symphony_auth")]
+pub(crate) struct PyApiCall {
+    call: Mutex<ApiCall>,
+}
+
+#[pymethods]
+impl PyApiCall {
+    /// The request to send now with `tokens` attached: `(method, url, [(name, value)], body)`.
+    fn request<'py>(&self, py: Python<'py>, tokens: &PyTokens) -> PyResult<Bound<'py, PyAny>> {
+        let request = lock(&self.call).request(&tokens.tokens);
+        convert::request_parts(py, &request).into_pyobject(py).map(Bound::into_any)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ApiCall(target={:?})", lock(&self.call).target())
+    }
+}
+
+/// The core's single flight: many callers, one login. Thread-safe; for drivers written in Python.
+#[pyclass(frozen, name = "Flight", module = "symphony_auth")]
+pub(crate) struct PyFlight {
+    flight: Mutex<Flight>,
+}
+
+#[pymethods]
+impl PyFlight {
+    /// A flight over a new machine with `config`; `seed` drives the retry jitter.
+    #[new]
+    #[pyo3(signature = (config, seed = 0))]
+    fn new(config: &PyConfig, seed: u64) -> Self {
+        Self { flight: Mutex::new(Flight::new(symphony_auth_core::Authenticator::new(config.config.clone(), seed))) }
+    }
+
+    /// Joins: `want` is `"current"` (any tokens), `"fresh"` (a new login) or `"newer"` (tokens newer than
+    /// `generation`, which an API call was refused with: reported to the machine as a 401).
+    #[pyo3(signature = (want = "current", generation = None))]
+    fn join(&self, want: &str, generation: Option<u64>) -> PyResult<PyCaller> {
+        let want = match (want, generation) {
+            ("current", None) => Want::Current,
+            ("fresh", None) => Want::Fresh,
+            ("newer", Some(generation)) => Want::Newer(Generation::from_u64(generation)),
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "want is \"current\" or \"fresh\" without a generation, or \"newer\" with one",
+                ));
+            }
+        };
+        let caller = lock(&self.flight).join(want).map_err(|e| usage_error(&e))?;
+        Ok(PyCaller { caller: Mutex::new(Some(caller)) })
+    }
+
+    /// The caller's next step, a dict: `sign` (`jwt`), `send` (`requests`), `await`, `wait_until` (`at`),
+    /// `follow` (wait to be woken), or `done` (`tokens` or `error`, and `wake`: whether to wake the followers).
+    /// `events` lists what happened, for logs.
+    fn poll<'py>(&self, py: Python<'py>, caller: &PyCaller, now_ms: u64) -> PyResult<Bound<'py, PyDict>> {
+        let mut slot = lock(&caller.caller);
+        let Some(inner) = slot.as_mut() else { return Err(UsageError::new_err("this caller is done or has left")) };
+        let mut flight = lock(&self.flight);
+        let step = flight.poll(inner, UnixTime::from_millis(now_ms));
+        let events: Vec<_> = std::iter::from_fn(|| flight.poll_event()).collect();
+        drop(flight);
+        let dict = PyDict::new(py);
+        match step {
+            Step::Sign(jwt) => {
+                dict.set_item("type", "sign")?;
+                dict.set_item("jwt", PyUnsignedJwt::new(jwt))?;
+            }
+            Step::Send(batch) => {
+                dict.set_item("type", "send")?;
+                let requests: Vec<PyLoginRequest> = batch.into_iter().map(PyLoginRequest::new).collect();
+                dict.set_item("requests", requests)?;
+            }
+            Step::AwaitAnswers => dict.set_item("type", "await")?,
+            Step::WaitUntil(at) => {
+                dict.set_item("type", "wait_until")?;
+                dict.set_item("at", at.as_millis())?;
+            }
+            Step::Follow => dict.set_item("type", "follow")?,
+            Step::Done { outcome, wake_followers } => {
+                *slot = None;
+                crate::machine::done(py, &dict, outcome)?;
+                dict.set_item("wake", wake_followers)?;
+            }
+        }
+        let events = events.iter().map(|e| event(py, e)).collect::<PyResult<Vec<_>>>()?;
+        dict.set_item("events", events)?;
+        Ok(dict)
+    }
+
+    /// The caller goes away before its `done` (cancelled, failed): returns whether to wake the followers, one of
+    /// which takes the login over.
+    fn leave(&self, caller: &PyCaller, now_ms: u64) -> bool {
+        match lock(&caller.caller).take() {
+            Some(caller) => lock(&self.flight).leave(&caller, UnixTime::from_millis(now_ms)),
+            None => false,
+        }
+    }
+
+    /// Reports the signed JWT of a `sign` step.
+    fn report_signed(&self, signed: &PySignedJwt, now_ms: u64) -> PyResult<()> {
+        let signed = signed.take()?;
+        self.report(Report::Signed(signed), now_ms)
+    }
+
+    /// Reports the answer to login request `id`.
+    #[pyo3(signature = (id, status, headers, body, now_ms))]
+    fn report_answer(
+        &self,
+        id: u64,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+        now_ms: u64,
+    ) -> PyResult<()> {
+        let response = convert::response(status, headers, body)?;
+        self.report(Report::Answer(RequestId::from_u64(id), Ok(response)), now_ms)
+    }
+
+    /// Reports that login request `id` failed below HTTP (`kind`: `timeout`, `connect`, `reset`, `tls`,
+    /// `refused`, `other`; `detail` must hold no secret).
+    fn report_failure(&self, id: u64, kind: &str, detail: &str, now_ms: u64) -> PyResult<()> {
+        let failure = failure(kind, detail)?;
+        self.report(Report::Answer(RequestId::from_u64(id), Err(failure)), now_ms)
+    }
+
+    /// Reports that the requests handed out will never be answered.
+    fn report_lost(&self, now_ms: u64) -> PyResult<()> {
+        self.report(Report::Lost, now_ms)
+    }
+
+    /// Starts an API call; raises `UsageError` for a URL outside the configured services (tokens are never sent
+    /// anywhere else).
+    #[pyo3(signature = (method, url, headers = None, body = None))]
+    fn api_call(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyApiCall> {
+        let request = convert::request(method, url, headers, body)?;
+        let call = lock(&self.flight).api_call(request).map_err(|e| usage_error(&e))?;
+        Ok(PyApiCall { call: Mutex::new(call) })
+    }
+
+    /// What came of an API call's last attempt: a status and headers (the body is not needed), or a failure
+    /// below HTTP (`status` None, `kind` and `detail`). Returns a dict: `return`, `relogin` (`generation`: join
+    /// with `"newer"` and that generation), `retry_at` (`at`) or `fail` (`error`, the exception, not raised).
+    #[pyo3(signature = (call, status, headers, now_ms, kind = None, detail = ""))]
+    #[allow(clippy::too_many_arguments)]
+    fn handle_api<'py>(
+        &self,
+        py: Python<'py>,
+        call: &PyApiCall,
+        status: Option<u16>,
+        headers: Option<&Bound<'_, PyAny>>,
+        now_ms: u64,
+        kind: Option<&str>,
+        detail: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let outcome = match status {
+            Some(status) => Ok(convert::response(status, headers, None)?),
+            None => Err(failure(kind.unwrap_or("other"), detail)?),
+        };
+        let step = lock(&self.flight).handle_api(&mut lock(&call.call), outcome, UnixTime::from_millis(now_ms));
+        let dict = PyDict::new(py);
+        match step {
+            ApiStep::Return(_) => dict.set_item("type", "return")?,
+            ApiStep::Relogin(generation) => {
+                dict.set_item("type", "relogin")?;
+                dict.set_item("generation", generation.get())?;
+            }
+            ApiStep::RetryAt(at) => {
+                dict.set_item("type", "retry_at")?;
+                dict.set_item("at", at.as_millis())?;
+            }
+            ApiStep::Fail(error) => {
+                dict.set_item("type", "fail")?;
+                dict.set_item("error", bot_error(py, &error.into()).into_value(py))?;
+            }
+        }
+        Ok(dict)
+    }
+
+    /// Where the machine stands, as a dict.
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let state = lock(&self.flight).state();
+        convert::state(py, state)
+    }
+
+    /// Whether a caller is leading a login now.
+    fn has_leader(&self) -> bool {
+        lock(&self.flight).has_leader()
+    }
+}
+
+impl PyFlight {
+    fn report(&self, report: Report, now_ms: u64) -> PyResult<()> {
+        lock(&self.flight).report(report, UnixTime::from_millis(now_ms)).map_err(|e| usage_error(&e))
+    }
+}
