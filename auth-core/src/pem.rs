@@ -145,14 +145,12 @@ pub(crate) fn displayable_label(label: &str) -> Option<&str> {
 /// behind by a reallocation.
 fn unescape_newlines(text: &[u8]) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
-    let mut i = 0;
-    while i < text.len() {
-        if text[i] == b'\\' && text.get(i + 1) == Some(&b'n') {
+    let mut bytes = text.iter().copied().peekable();
+    while let Some(byte) = bytes.next() {
+        if byte == b'\\' && bytes.next_if_eq(&b'n').is_some() {
             out.push(b'\n');
-            i += 2;
         } else {
-            out.push(text[i]);
-            i += 1;
+            out.push(byte);
         }
     }
     out
@@ -207,6 +205,14 @@ mod tests {
             let blocks = pem_blocks(variant.as_bytes()).unwrap();
             assert_eq!(*blocks[0].der, *reference[0].der);
         }
+    }
+
+    #[test]
+    fn only_a_backslash_before_n_is_a_newline() {
+        let text = b"\\nA\\\\n\\x\\";
+        let out = unescape_newlines(text);
+        assert_eq!(out.as_slice(), b"\nA\\\n\\x\\");
+        assert_eq!(out.capacity(), text.len(), "sized once, for the escaped text");
     }
 
     #[test]
