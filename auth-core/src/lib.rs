@@ -12,6 +12,7 @@ mod config;
 pub mod driver;
 mod endpoint;
 mod error;
+mod extension_app;
 mod flight;
 mod identity;
 mod jwt;
@@ -25,6 +26,8 @@ mod session_info;
 mod signer;
 mod time;
 mod tokens;
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+mod user_jwt;
 
 /// A request, as the machine builds it and a driver sends it.
 pub type HttpRequest = http::Request<Vec<u8>>;
@@ -44,6 +47,13 @@ pub use endpoint::{LoginEndpoint, Purpose};
 pub use error::{
     AuthError, ConfigError, FailureCause, KeyError, ProtocolProblem, SignError, TransportFailure, TransportKind,
     UsageError,
+};
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use extension_app::parse_pod_certificate;
+pub use extension_app::{
+    APP_POD_CERTIFICATE_PATH, AppCredential, AppId, AppIdentityError, AppToken, AppTokenStore,
+    EXTENSION_APP_CERTIFICATE_PATH, EXTENSION_APP_RSA_PATH, ExtensionApp, ExtensionAppError, ExtensionAppTokens,
+    MIN_APP_TOKEN_RANDOM_BYTES, POD_CERTIFICATE_PATH, PairCheckError, SymphonyToken, parse_extension_app_tokens,
 };
 pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
@@ -66,6 +76,8 @@ pub use tokens::{
     AuthorizationToken, Generation, KEY_MANAGER_TOKEN_HEADER, KeyManagerToken, SESSION_TOKEN_HEADER, SessionToken,
     Target, Tokens,
 };
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use user_jwt::{PodCertificate, SymphonyUser, UserClaims, UserJwtError};
 
 #[cfg(test)]
 mod tests;
