@@ -7,6 +7,7 @@ pub use http;
 mod api;
 #[cfg(feature = "bdk-config")]
 mod bdk;
+mod common_jwt;
 mod config;
 #[cfg(feature = "driver")]
 pub mod driver;
@@ -39,6 +40,10 @@ pub use api::{ApiCall, ApiError, ApiRetry, ApiStep, Idempotent};
 pub use bdk::{
     BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings, Source,
     parse_bdk_config,
+};
+pub use common_jwt::{
+    ACCESS_TOKEN_KEYS_PATH, ACCESS_TOKEN_PATH, AccessToken, AccessTokenError, Bearer, BearerAuth, BearerStep,
+    CommonJwtSettings, DEFAULT_COMMON_JWT_LEEWAY, access_token_keys_request, access_token_request, parse_access_token,
 };
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,

@@ -90,6 +90,7 @@ pub struct Config {
     pub(crate) parallel_login: bool,
     pub(crate) cool_down: CoolDown,
     pub(crate) api_retry: Option<crate::api::ApiRetry>,
+    pub(crate) common_jwt: Option<crate::common_jwt::CommonJwtSettings>,
 }
 
 impl Config {
@@ -121,6 +122,7 @@ impl Config {
             parallel_login: true,
             cool_down: CoolDown::default(),
             api_retry: None,
+            common_jwt: None,
         })
     }
 
@@ -167,6 +169,19 @@ impl Config {
     pub fn with_api_retry(mut self, retry: crate::api::ApiRetry) -> Self {
         self.api_retry = Some(retry);
         self
+    }
+
+    /// Uses the Common JWT (A5 access tokens) as `settings` say; off by default.
+    #[must_use]
+    pub fn with_common_jwt(mut self, settings: crate::common_jwt::CommonJwtSettings) -> Self {
+        self.common_jwt = Some(settings);
+        self
+    }
+
+    /// The Common JWT settings, when it is on.
+    #[must_use]
+    pub fn common_jwt(&self) -> Option<&crate::common_jwt::CommonJwtSettings> {
+        self.common_jwt.as_ref()
     }
 
     /// The login cool-down.
