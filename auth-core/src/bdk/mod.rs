@@ -229,13 +229,16 @@ pub struct BotSettings {
     pub connect_timeout: Option<Duration>,
     /// `readTimeout` (ms).
     pub read_timeout: Option<Duration>,
+    /// `commonJwt.enabled`: pod calls carry the Common JWT instead of `sessionToken`, as in BDK-Java.
+    pub common_jwt: bool,
 }
 
 impl BotSettings {
     /// The machine configuration for these settings, with the login method the driver built from
     /// [`credentials`](Self::credentials).
     pub fn to_config(&self, method: LoginMethod) -> Result<Config, ConfigError> {
-        Ok(Config::new(self.endpoints.clone(), &self.username, method)?.with_retry(self.retry.clone()))
+        let config = Config::new(self.endpoints.clone(), &self.username, method)?.with_retry(self.retry.clone());
+        Ok(if self.common_jwt { config.with_common_jwt(crate::CommonJwtSettings::on_pod_calls()) } else { config })
     }
 
     /// Reads what the settings name (key, certificate, trust store) through `read`, and builds everything a

@@ -192,6 +192,9 @@ pub(super) fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
         }
     };
 
+    let common_jwt = mapping(get(Some(root), "commonJwt"), "commonJwt", "a mapping (`enabled`)")?;
+    let common_jwt = boolean(get(common_jwt, "enabled"), "commonJwt.enabled")?.unwrap_or(false);
+
     let proxy = resolve_proxy(&top, [&pod, &agent, &key_manager, &session_auth])?;
     let millis = |key: &str| -> Result<Option<Duration>, BdkConfigError> {
         Ok(whole(get(Some(root), key), key, 1.0, 1e9)?.map(Duration::from_millis))
@@ -205,6 +208,7 @@ pub(super) fn resolve(root: &Mapping) -> Result<BotSettings, BdkConfigError> {
         proxy,
         connect_timeout: millis("connectionTimeout")?,
         read_timeout: millis("readTimeout")?,
+        common_jwt,
     })
 }
 

@@ -266,3 +266,21 @@ fn agent_calls_keep_their_tokens_when_the_bearer_is_on_pod_calls() {
     assert!(!call.wants_bearer());
     assert!(matches!(flight.bearer(&call, &tokens, NOW), Bearer::NotNeeded));
 }
+
+#[cfg(feature = "bdk-config")]
+#[test]
+fn common_jwt_enabled_in_a_bdk_file_puts_the_bearer_on_pod_calls() {
+    let file = |extra: &str| {
+        format!("host: acme.symphony.com\nbot:\n  username: bot\n  privateKey:\n    path: /k.pem\n{extra}")
+    };
+    let no_env = |_: &str| None;
+    let method = || crate::config::LoginMethod::Rsa(Arc::new(Constant));
+    let on = crate::parse_bdk_config(&file("commonJwt:\n  enabled: true\n"), &no_env).unwrap();
+    assert!(on.common_jwt);
+    let config = on.to_config(method()).unwrap();
+    assert_eq!(config.common_jwt(), Some(&CommonJwtSettings::on_pod_calls()));
+    let off = crate::parse_bdk_config(&file(""), &no_env).unwrap();
+    assert!(off.to_config(method()).unwrap().common_jwt().is_none());
+    let error = crate::parse_bdk_config(&file("commonJwt:\n  enabled: yes-please\n"), &no_env).unwrap_err();
+    assert!(error.to_string().contains("commonJwt.enabled"), "{error}");
+}
