@@ -62,13 +62,25 @@ pub enum Endpoint {
     AgentInfo,
     /// G2 `GET /agent/v3/health`.
     Health,
+    /// E1 `POST /login/v1/pubkey/app/authenticate/extensionApp`: RSA extension-app login on the pod.
+    ExtensionAppLogin,
+    /// E2 `POST /sessionauth/v1/authenticate/extensionApp`: certificate extension-app login.
+    CertExtensionAppLogin,
+    /// E3 `GET /pod/v1/podcert`: the pod certificate.
+    PodCertificate,
+    /// E4 `GET /sessionauth/v1/app/pod/certificate`: the pod certificate, over mutual TLS.
+    AppPodCertificate,
+    /// A5 `POST /login/idm/tokens`: a Common JWT access token for a session.
+    AccessToken,
+    /// A6 `GET /login/idm/keys`: the JWKS that signs access tokens.
+    AccessTokenKeys,
     /// Anything else: answered 404.
     NotFound,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::SessionLogin,
         Endpoint::KeyManagerLogin,
         Endpoint::CertSessionLogin,
@@ -77,6 +89,12 @@ impl Endpoint {
         Endpoint::Echo,
         Endpoint::AgentInfo,
         Endpoint::Health,
+        Endpoint::ExtensionAppLogin,
+        Endpoint::CertExtensionAppLogin,
+        Endpoint::PodCertificate,
+        Endpoint::AppPodCertificate,
+        Endpoint::AccessToken,
+        Endpoint::AccessTokenKeys,
         Endpoint::NotFound,
     ];
 
@@ -103,6 +121,12 @@ impl Endpoint {
             Endpoint::Echo => "/agent/v1/util/echo",
             Endpoint::AgentInfo => "/agent/v1/info",
             Endpoint::Health => "/agent/v3/health",
+            Endpoint::ExtensionAppLogin => "/login/v1/pubkey/app/authenticate/extensionApp",
+            Endpoint::CertExtensionAppLogin => "/sessionauth/v1/authenticate/extensionApp",
+            Endpoint::PodCertificate => "/pod/v1/podcert",
+            Endpoint::AppPodCertificate => "/sessionauth/v1/app/pod/certificate",
+            Endpoint::AccessToken => "/login/idm/tokens",
+            Endpoint::AccessTokenKeys => "/login/idm/keys",
             Endpoint::NotFound => return None,
         })
     }
@@ -111,7 +135,12 @@ impl Endpoint {
     #[must_use]
     pub fn method(self) -> Option<&'static Method> {
         match self {
-            Endpoint::SessionInfo | Endpoint::AgentInfo | Endpoint::Health => Some(&Method::GET),
+            Endpoint::SessionInfo
+            | Endpoint::AgentInfo
+            | Endpoint::Health
+            | Endpoint::PodCertificate
+            | Endpoint::AppPodCertificate
+            | Endpoint::AccessTokenKeys => Some(&Method::GET),
             Endpoint::NotFound => None,
             _ => Some(&Method::POST),
         }
@@ -132,7 +161,13 @@ impl Endpoint {
     #[must_use]
     pub fn role(self) -> Option<Role> {
         Some(match self {
-            Endpoint::SessionLogin | Endpoint::SessionInfo => Role::Pod,
+            Endpoint::SessionLogin
+            | Endpoint::SessionInfo
+            | Endpoint::ExtensionAppLogin
+            | Endpoint::PodCertificate
+            | Endpoint::AccessToken
+            | Endpoint::AccessTokenKeys => Role::Pod,
+            Endpoint::CertExtensionAppLogin | Endpoint::AppPodCertificate => Role::SessionAuth,
             Endpoint::KeyManagerLogin => Role::KeyManager,
             Endpoint::CertSessionLogin => Role::SessionAuth,
             Endpoint::CertKeyManagerLogin => Role::KeyAuth,

@@ -17,6 +17,9 @@ use crate::jwt::{BotKey, parse_login_jwt, sign_hs512};
 use crate::peer::Peer;
 use crate::reply::Reply;
 
+mod extension;
+pub use extension::DEFAULT_ACCESS_TOKEN_TTL;
+
 /// How long issued session and key-manager tokens live unless [`FakePod::set_session_ttl`] says otherwise.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 /// The agent version `GET /agent/v1/info` reports by default: the first one that supports SKD (PROTOCOL §7).
@@ -71,7 +74,7 @@ impl LoginRateLimit {
 }
 
 /// What an issued token stands for.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Grant {
     username: String,
     expires_at: SystemTime,
@@ -141,6 +144,7 @@ pub struct FakePod {
     latency: BTreeMap<Endpoint, Duration>,
     faults: BTreeMap<Endpoint, VecDeque<Fault>>,
     counters: Counters,
+    extension: extension::Extension,
 }
 
 impl Default for FakePod {
@@ -195,6 +199,7 @@ impl FakePod {
             latency: BTreeMap::new(),
             faults: BTreeMap::new(),
             counters: Counters::default(),
+            extension: extension::Extension::default(),
         }
     }
 
@@ -527,6 +532,12 @@ impl FakePod {
                 }),
             ),
             Endpoint::Health => json(StatusCode::OK, &json!({"status": "UP"})),
+            Endpoint::ExtensionAppLogin => self.extension_app_login(now, request),
+            Endpoint::CertExtensionAppLogin => self.cert_extension_app_login(now, request, peer),
+            Endpoint::PodCertificate => self.pod_certificate_answer(peer, false),
+            Endpoint::AppPodCertificate => self.pod_certificate_answer(peer, true),
+            Endpoint::AccessToken => self.access_token(now, request),
+            Endpoint::AccessTokenKeys => self.access_token_keys(),
             Endpoint::NotFound => not_found(request, peer),
         }
     }
@@ -649,7 +660,9 @@ impl FakePod {
 
     /// S1: the bot's own `UserV2` record.
     fn session_info(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
-        let Some(grant) = self.live_grant(&self.sessions, request, "sessionToken", now) else {
+        // With Common JWT on, pod calls carry the access token instead of the session token.
+        let grant = self.live_grant(&self.sessions, request, "sessionToken", now);
+        let Some(grant) = grant.or_else(|| self.bearer_grant(request, now)) else {
             return unauthorized("Invalid session");
         };
         let name = &grant.username;

@@ -78,6 +78,35 @@ impl PodCertificate {
     }
 }
 
+impl PodCertificate {
+    /// The key id of the pod key in the JWKS.
+    pub(crate) const KEY_ID: &'static str = "fake-pod-key-1";
+
+    /// A JWT over `claims`, RS256 with the pod key, with header `{"alg":"RS256","kid":...}`: how the fake signs
+    /// Common JWT access tokens.
+    pub(crate) fn sign_rs256(&self, claims: &Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "kid": Self::KEY_ID}).to_string());
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        let _ = self.key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature);
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// The JWKS of A6: the pod key as an RSA JWK.
+    pub(crate) fn jwks(&self) -> Value {
+        let public = self.key.public();
+        let components: ring::rsa::PublicKeyComponents<Vec<u8>> = public.into();
+        json!({"keys": [{
+            "kty": "RSA",
+            "kid": Self::KEY_ID,
+            "use": "sig",
+            "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(&components.n),
+            "e": URL_SAFE_NO_PAD.encode(&components.e),
+        }]})
+    }
+}
+
 fn ring_key(pem: &str) -> Result<RsaKeyPair, TestkitError> {
     use rustls_pki_types::pem::PemObject as _;
     let unusable = |_| TestkitError::Certificate(rcgen::Error::CouldNotParseKeyPair);
