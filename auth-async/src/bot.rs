@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Authenticator, Config, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY,
-    Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens, TransportFailure, TransportKind, UnixTime,
-    Want, parse_session_info,
+    ApiStep, Authenticator, Bearer, BearerStep, Config, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest,
+    MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens, TransportFailure,
+    TransportKind, UnixTime, Want, parse_session_info,
 };
 use tokio::sync::Notify;
 use tokio::task::{self, JoinSet};
@@ -129,7 +129,25 @@ impl Bot {
         let mut call = self.inner.lock_flight().api_call(request)?;
         let mut tokens = self.tokens().await?;
         loop {
-            let request = call.request(&tokens);
+            // The Common JWT, when the call carries one: cached, or fetched through A5 first.
+            let bearer = self.inner.lock_flight().bearer(&call, &tokens, now());
+            let bearer = match bearer {
+                Bearer::NotNeeded => None,
+                Bearer::Attach(token) => Some(token),
+                Bearer::Fetch(a5) => {
+                    let outcome = transport::exchange(&self.inner.client, a5, MAX_RESPONSE_BODY, Oversize::Fail).await;
+                    let step = self.inner.lock_flight().handle_bearer(&mut call, &tokens, outcome, now());
+                    match step {
+                        BearerStep::Attach(token) => Some(token),
+                        BearerStep::Relogin(generation) => {
+                            tokens = self.obtain(Want::Newer(generation)).await?;
+                            continue;
+                        }
+                        BearerStep::Fail(error) => return Err(error.into()),
+                    }
+                }
+            };
+            let request = call.request_with(&tokens, bearer.as_ref());
             let outcome = transport::exchange(&self.inner.client, request, self.max_body(), Oversize::Fail).await;
             let step = self.inner.lock_flight().handle_api(&mut call, outcome, now());
             match step {
@@ -158,6 +176,12 @@ impl Bot {
     pub async fn session_info(&self) -> Result<SessionInfo, Error> {
         let response = self.send(symphony_auth_core::session_info(self.inner.config.endpoints())).await?;
         Ok(parse_session_info(&response)?)
+    }
+
+    /// How many Common JWT access tokens A5 has given this bot.
+    #[must_use]
+    pub fn common_jwt_refreshes(&self) -> u64 {
+        self.inner.lock_flight().common_jwt_refreshes()
     }
 
     fn max_body(&self) -> usize {

@@ -13,6 +13,7 @@
 //! The app's identity (its id and its key or certificate) is given as values; randomness and time come from the
 //! caller, as everywhere in this crate.
 
+mod backend;
 mod store;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use crate::signer::JwtSigner;
 use crate::time::UnixTime;
 use crate::tokens::SecretHeader;
 
+pub use backend::{AppBackend, AppBackendError, DEFAULT_APP_TOKEN_STORE_CAPACITY};
 pub use store::{AppTokenStore, PairCheckError};
 
 /// E1: the RSA extension-app login, on the pod.

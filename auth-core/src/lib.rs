@@ -56,9 +56,10 @@ pub use error::{
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 pub use extension_app::parse_pod_certificate;
 pub use extension_app::{
-    APP_POD_CERTIFICATE_PATH, AppCredential, AppId, AppIdentityError, AppToken, AppTokenStore,
-    EXTENSION_APP_CERTIFICATE_PATH, EXTENSION_APP_RSA_PATH, ExtensionApp, ExtensionAppError, ExtensionAppTokens,
-    MIN_APP_TOKEN_RANDOM_BYTES, POD_CERTIFICATE_PATH, PairCheckError, SymphonyToken, parse_extension_app_tokens,
+    APP_POD_CERTIFICATE_PATH, AppBackend, AppBackendError, AppCredential, AppId, AppIdentityError, AppToken,
+    AppTokenStore, DEFAULT_APP_TOKEN_STORE_CAPACITY, EXTENSION_APP_CERTIFICATE_PATH, EXTENSION_APP_RSA_PATH,
+    ExtensionApp, ExtensionAppError, ExtensionAppTokens, MIN_APP_TOKEN_RANDOM_BYTES, POD_CERTIFICATE_PATH,
+    PairCheckError, SymphonyToken, parse_extension_app_tokens,
 };
 pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};

@@ -82,6 +82,11 @@ impl FakePod {
         self.extension.access_token_ttl = ttl;
     }
 
+    /// Ends every access token, as [`expire_all`](Self::expire_all) ends sessions.
+    pub fn expire_access_tokens(&mut self) {
+        self.extension.access_tokens.clear();
+    }
+
     /// How many A5 access tokens are live at `now`.
     #[must_use]
     pub fn live_access_tokens(&self, now: SystemTime) -> usize {
