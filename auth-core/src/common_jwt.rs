@@ -34,6 +34,11 @@ use crate::time::UnixTime;
 use crate::tokens::{Generation, SESSION_TOKEN_HEADER, SecretHeader, Tokens};
 use crate::{HttpRequest, HttpResponse};
 
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+mod jwks;
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use jwks::{AccessTokenKeys, parse_access_token_keys};
+
 /// A5's path, on the pod.
 pub const ACCESS_TOKEN_PATH: &str = "/login/idm/tokens";
 /// A6's path, on the pod: the keys that sign access tokens.
@@ -230,6 +235,9 @@ pub enum AccessTokenError {
     /// A 401 from A5 right after a fresh login.
     #[error("the access-token call was refused with 401 right after a new login")]
     Unauthorized,
+    /// The access token failed the optional check against the JWKS (A6).
+    #[error("the access token does not verify against the pod's JWKS: {0}")]
+    Unverified(&'static str),
     /// A5 failed below HTTP.
     #[error("the access-token call failed: {0}")]
     Transport(TransportFailure),

@@ -45,6 +45,8 @@ pub use common_jwt::{
     ACCESS_TOKEN_KEYS_PATH, ACCESS_TOKEN_PATH, AccessToken, AccessTokenError, Bearer, BearerAuth, BearerStep,
     CommonJwtSettings, DEFAULT_COMMON_JWT_LEEWAY, access_token_keys_request, access_token_request, parse_access_token,
 };
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use common_jwt::{AccessTokenKeys, parse_access_token_keys};
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME, Username,
 };

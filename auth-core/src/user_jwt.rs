@@ -25,7 +25,6 @@ pub struct PodCertificate {
     /// The SubjectPublicKeyInfo, DER.
     spki: Vec<u8>,
     /// The RSAPublicKey inside it (PKCS#1), DER.
-    #[cfg_attr(feature = "rsa-signer", allow(dead_code))]
     pkcs1: Vec<u8>,
 }
 
@@ -131,36 +130,43 @@ impl PodCertificate {
         Ok(UserClaims { user_id, issuer: claims.iss, expires_at, user })
     }
 
-    #[cfg(feature = "rsa-signer")]
     fn verify_signature(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), UserJwtError> {
-        use rsa::pkcs1v15::{Signature, VerifyingKey};
-        use rsa::pkcs8::DecodePublicKey as _;
-        use rsa::sha2::{Sha256, Sha512};
-        use rsa::signature::Verifier as _;
-        let key = rsa::PublicKey::from_public_key_der(&self.spki).map_err(|_| UserJwtError::BadSignature)?;
-        let signature = Signature::try_from(signature).map_err(|_| UserJwtError::BadSignature)?;
-        let verified = match algorithm {
-            Algorithm::Rs256 => VerifyingKey::<Sha256>::new(key).verify(message, &signature),
-            Algorithm::Rs512 => VerifyingKey::<Sha512>::new(key).verify(message, &signature),
-        };
-        verified.map_err(|_| UserJwtError::BadSignature)
-    }
-
-    #[cfg(all(feature = "ring-signer", not(feature = "rsa-signer")))]
-    fn verify_signature(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), UserJwtError> {
-        use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, UnparsedPublicKey};
-        let parameters = match algorithm {
-            Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
-            Algorithm::Rs512 => &RSA_PKCS1_2048_8192_SHA512,
-        };
-        UnparsedPublicKey::new(parameters, &self.pkcs1)
-            .verify(message, signature)
-            .map_err(|_| UserJwtError::BadSignature)
+        if verify_pkcs1(&self.pkcs1, algorithm, message, signature) { Ok(()) } else { Err(UserJwtError::BadSignature) }
     }
 }
 
+/// Whether `signature` is an RSASSA-PKCS1-v1_5 signature of `message` by the RSA public key `pkcs1` (DER
+/// `RSAPublicKey`), with the crate's crypto backend.
+#[cfg(feature = "rsa-signer")]
+pub(crate) fn verify_pkcs1(pkcs1: &[u8], algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    use rsa::pkcs1::DecodeRsaPublicKey as _;
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::sha2::{Sha256, Sha512};
+    use rsa::signature::Verifier as _;
+    let (Ok(key), Ok(signature)) = (rsa::PublicKey::from_pkcs1_der(pkcs1), Signature::try_from(signature)) else {
+        return false;
+    };
+    match algorithm {
+        Algorithm::Rs256 => VerifyingKey::<Sha256>::new(key).verify(message, &signature).is_ok(),
+        Algorithm::Rs512 => VerifyingKey::<Sha512>::new(key).verify(message, &signature).is_ok(),
+    }
+}
+
+/// Whether `signature` is an RSASSA-PKCS1-v1_5 signature of `message` by the RSA public key `pkcs1` (DER
+/// `RSAPublicKey`), with the crate's crypto backend.
+#[cfg(all(feature = "ring-signer", not(feature = "rsa-signer")))]
+pub(crate) fn verify_pkcs1(pkcs1: &[u8], algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, UnparsedPublicKey};
+    let parameters = match algorithm {
+        Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::Rs512 => &RSA_PKCS1_2048_8192_SHA512,
+    };
+    UnparsedPublicKey::new(parameters, pkcs1).verify(message, signature).is_ok()
+}
+
+/// The RSA signature algorithms accepted.
 #[derive(Clone, Copy)]
-enum Algorithm {
+pub(crate) enum Algorithm {
     Rs256,
     Rs512,
 }

@@ -284,3 +284,46 @@ fn common_jwt_enabled_in_a_bdk_file_puts_the_bearer_on_pod_calls() {
     let error = crate::parse_bdk_config(&file("commonJwt:\n  enabled: yes-please\n"), &no_env).unwrap_err();
     assert!(error.to_string().contains("commonJwt.enabled"), "{error}");
 }
+
+/// A6: an access token of the fake pod verifies against the fake pod's JWKS; a tampered one, or one whose `kid`
+/// the JWKS lacks, does not.
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[test]
+fn access_tokens_verify_against_the_jwks() {
+    use std::time::SystemTime;
+    use symphony_auth_testkit::{FakePod, Peer, Reply};
+
+    let mut pod = FakePod::new();
+    pod.add_cert_bot("bot").unwrap();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let mut ask = |request: http::Request<Vec<u8>>, peer: &Peer| match pod.handle(now, request, peer) {
+        Reply::Response(response) => response,
+        other => panic!("{other:?}"),
+    };
+    let login = http::Request::post("/sessionauth/v1/authenticate").body(Vec::new()).unwrap();
+    let session: serde_json::Value = serde_json::from_slice(ask(login, &Peer::with_certificate("bot")).body()).unwrap();
+    let a5 = http::Request::post("/login/idm/tokens?scope=")
+        .header("sessionToken", session["token"].as_str().unwrap())
+        .body(Vec::new())
+        .unwrap();
+    let token =
+        parse_access_token(&ask(a5, &Peer::in_process()), Generation::from_u64(1), Duration::ZERO, NOW).unwrap();
+    let jwks = ask(http::Request::get("/login/idm/keys").body(Vec::new()).unwrap(), &Peer::in_process());
+    let keys = parse_access_token_keys(&jwks).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.verify(&token), Ok(()));
+
+    let (input, signature) = token.expose_secret().rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[10] ^= 1;
+    let tampered = format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    let tampered = a5_answer(&tampered, 60);
+    let tampered = parse_access_token(&tampered, Generation::from_u64(1), Duration::ZERO, NOW).unwrap();
+    assert_eq!(keys.verify(&tampered), Err(AccessTokenError::Unverified("the signature is not the JWKS key's")));
+
+    let mut renamed: serde_json::Value = serde_json::from_slice(jwks.body()).unwrap();
+    renamed["keys"][0]["kid"] = "another".into();
+    let renamed = parse_access_token_keys(&response(200, &renamed.to_string())).unwrap();
+    assert!(matches!(renamed.verify(&token), Err(AccessTokenError::Unverified(_))));
+    assert_eq!(parse_access_token_keys(&response(500, "")).unwrap_err(), AccessTokenError::Status { status: 500 });
+}
