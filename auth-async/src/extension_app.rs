@@ -8,9 +8,11 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::ClientOptions;
 use symphony_auth_core::{
-    AppBackend, ConfigError, DEFAULT_APP_TOKEN_STORE_CAPACITY, ExtensionApp, ExtensionAppTokens, TransportFailure,
-    TransportKind, UnixTime, UserClaims,
+    AppBackend, AppBackendError, AppToken, ConfigError, DEFAULT_APP_TOKEN_STORE_CAPACITY, ExtensionApp,
+    ExtensionAppTokens, TransportFailure, TransportKind, UnixTime, UserClaims,
 };
+
+use tokio::task;
 
 use crate::Error;
 use crate::transport::{self, Oversize};
@@ -61,8 +63,17 @@ impl ExtensionAppClient {
             .secure_random
             .fill(&mut random[..])
             .map_err(|_| TransportFailure::new(TransportKind::Other, "the OS random generator failed"))?;
-        // An RSA app's JWT is signed here: milliseconds, like a login's signature on the blocking pool would be.
-        let (app_token, request) = self.lock().authenticate_request(&random[..], now())?;
+        // An RSA app's JWT takes milliseconds to sign: done on the blocking pool, off the executor, as logins are.
+        let app = self.lock().app().clone();
+        let (app_token, request) = task::spawn_blocking(move || {
+            let app_token = AppToken::from_random_bytes(&random[..]).map_err(AppBackendError::from)?;
+            let request = app.authenticate_request(&app_token, now()).map_err(AppBackendError::from)?;
+            Ok::<_, AppBackendError>((app_token, request))
+        })
+        .await
+        .map_err(|failed| {
+            TransportFailure::new(TransportKind::Other, format!("the signing task failed: {failed}"))
+        })??;
         let response = transport::exchange(&self.client, request, self.max_body, Oversize::Fail).await?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
