@@ -4,7 +4,8 @@
 //! API call needs a bearer? ── no ──────────────────────────────────────────▶ send with the session tokens
 //!        │ yes (config: pod calls, or the request carries `BearerAuth`)
 //!        ▼
-//! cached token of this login, not within the leeway of its expiry? ── yes ─▶ attach it, send
+//! cached token of this login (or the login's own `authorizationToken`, once), not within the leeway of its
+//! expiry? ── yes ─▶ attach it, send
 //!        │ no
 //!        ▼
 //! A5 with the session token ── 200 ──▶ cache (expiry: `exp`, else `expires_in`, minus the leeway) ─▶ attach, send
@@ -340,12 +341,35 @@ pub enum BearerStep {
 pub(crate) struct BearerCache {
     current: Option<AccessToken>,
     refreshes: u64,
+    /// The login whose `authorizationToken` was looked at: it is used once, never again after a refusal.
+    seeded: Option<Generation>,
 }
 
 impl BearerCache {
     /// The cached token, when it belongs to `tokens`' login and is not due for refresh at `now`.
     pub(crate) fn usable(&self, tokens: &Tokens, now: UnixTime) -> Option<AccessToken> {
         self.current.as_ref().filter(|t| t.generation == tokens.generation() && now < t.refresh_at).cloned()
+    }
+
+    /// The `authorizationToken` a login returned beside the session token, as BDK-Java uses it before any A5
+    /// call: kept when its JWT `exp` shows it is not due for refresh at `now`.
+    pub(crate) fn seed_from_login(&mut self, tokens: &Tokens, leeway: Duration, now: UnixTime) -> Option<AccessToken> {
+        self.seeded = Some(tokens.generation());
+        let value = tokens.authorization()?;
+        let exp = decode_claims(value.expose_secret())?.get("exp")?.as_u64()?;
+        let expires_at = UnixTime::from_secs(exp);
+        let refresh_at = UnixTime::from_millis(
+            expires_at.as_millis().saturating_sub(u64::try_from(leeway.as_millis()).unwrap_or(u64::MAX)),
+        );
+        if now >= refresh_at {
+            return None;
+        }
+        let mut header = bearer_header(value.expose_secret())?;
+        header.set_sensitive(true);
+        let token =
+            AccessToken { value: value.0.clone(), header, expires_at, refresh_at, generation: tokens.generation() };
+        self.current = Some(token.clone());
+        Some(token)
     }
 
     pub(crate) fn store(&mut self, token: AccessToken) {
@@ -358,6 +382,10 @@ impl BearerCache {
         if self.current.as_ref().is_some_and(|t| t.expires_at == expires_at && t.generation == generation) {
             self.current = None;
         }
+    }
+
+    pub(crate) fn seeded_generation(&self) -> Option<Generation> {
+        self.seeded
     }
 
     pub(crate) fn refreshes(&self) -> u64 {

@@ -331,15 +331,23 @@ impl Flight {
         step
     }
 
-    /// What `call` needs before its next attempt with `tokens`: no bearer, the cached access token, or an A5 call
-    /// first (none cached for this login, or the cached one is within its leeway of expiring). Concurrent callers
+    /// What `call` needs before its next attempt with `tokens`: no bearer, the cached access token (at first the
+    /// login's own `authorizationToken`, when the pod sent one that is not about to expire), or an A5 call first
+    /// (none cached for this login, or the cached one is within its leeway of expiring). Concurrent callers
     /// that find no usable token each fetch one; the last fetched is kept.
     pub fn bearer(&mut self, call: &ApiCall, tokens: &Tokens, now: UnixTime) -> Bearer {
         let Some(settings) = self.machine.config().common_jwt() else { return Bearer::NotNeeded };
         if !call.wants_bearer() {
             return Bearer::NotNeeded;
         }
-        match self.bearer.usable(tokens, now) {
+        let leeway = settings.leeway();
+        let cached = self.bearer.usable(tokens, now);
+        // The first bearer of a login may come with it (`authorizationToken`), as BDK-Java uses it.
+        let cached = cached.or_else(|| {
+            let seeded = self.bearer.seeded_generation() != Some(tokens.generation());
+            seeded.then(|| self.bearer.seed_from_login(tokens, leeway, now)).flatten()
+        });
+        match cached {
             Some(token) => Bearer::Attach(token),
             None => Bearer::Fetch(access_token_request(self.machine.config().endpoints(), settings.scope(), tokens)),
         }

@@ -327,3 +327,35 @@ fn access_tokens_verify_against_the_jwks() {
     assert!(matches!(renamed.verify(&token), Err(AccessTokenError::Unverified(_))));
     assert_eq!(parse_access_token_keys(&response(500, "")).unwrap_err(), AccessTokenError::Status { status: 500 });
 }
+
+/// A login that returns an `authorizationToken` gives the first bearer without an A5 call; once refused, it is
+/// not used again and A5 takes over.
+#[test]
+fn the_logins_authorization_token_is_the_first_bearer() {
+    let mut flight = flight(CommonJwtSettings::on_pod_calls());
+    let from_login = access_jwt("login", 1_700_000_600);
+    let mut caller = flight.join(Want::Current).unwrap();
+    let tokens = loop {
+        match flight.poll(&mut caller, NOW) {
+            Step::Sign(jwt) => flight.supply_jwt(jwt.sign(), NOW),
+            Step::Send(batch) => {
+                let body = format!(r#"{{"token":"session-1","authorizationToken":"Bearer {from_login}"}}"#);
+                flight.handle_response(batch[0].id, &response(200, &body), NOW).unwrap();
+            }
+            Step::Done { outcome, .. } => break outcome.unwrap(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let mut call = flight.api_call(sessioninfo()).unwrap();
+    let bearer = match flight.bearer(&call, &tokens, NOW) {
+        Bearer::Attach(token) => token,
+        other => panic!("expected the login's token, got {other:?}"),
+    };
+    assert_eq!(bearer.expose_secret(), from_login);
+    assert_eq!(bearer.expires_at(), UnixTime::from_secs(1_700_000_600));
+    assert_eq!(flight.common_jwt_refreshes(), 0, "no A5 call");
+    let _ = call.request_with(&tokens, Some(&bearer));
+    assert!(matches!(flight.handle_api(&mut call, Ok(response(401, "")), NOW), ApiStep::RetryAt(_)));
+    let a5 = fetch(flight.bearer(&call, &tokens, NOW));
+    assert_eq!(a5.uri().path(), "/login/idm/tokens");
+}
