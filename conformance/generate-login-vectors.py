@@ -79,6 +79,123 @@ def login_jwt(name, key, username, now_unix_ms, lifetime_secs):
     }
 
 
+def extension_app_and_common_jwt(json_headers, plain_headers):
+    """E1–E4 (extension apps) and A5 (Common JWT): requests and the reading of their answers."""
+    app_jwt = login_jwt("app-2048", "fixtures/keys/bot-2048.pkcs8.pem", "my-app", 1_700_000_000_000, 240)
+    app_token = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+    answer = {"appId": "my-app", "appToken": app_token, "symphonyToken": "sym-0123456789", "expireAt": 1539636528288}
+
+    def without(key):
+        return compact_json({k: v for k, v in answer.items() if k != key})
+
+    extension_app = {
+        "app_id": "my-app",
+        "app_token": app_token,
+        "app_jwt": app_jwt,
+        "endpoints": {"pod": "https://acme.symphony.com", "session_auth": "https://acme-api.symphony.com"},
+        "requests": [
+            {
+                "name": "E1-rsa-extension-app",
+                "credential": "rsa",
+                "method": "POST",
+                "uri": "https://acme.symphony.com/login/v1/pubkey/app/authenticate/extensionApp",
+                "headers": json_headers,
+                "body": compact_json({"appToken": app_token, "authToken": app_jwt["jwt"]}),
+            },
+            {
+                "name": "E2-certificate-extension-app",
+                "credential": "certificate",
+                "method": "POST",
+                "uri": "https://acme-api.symphony.com/sessionauth/v1/authenticate/extensionApp",
+                "headers": json_headers,
+                "body": compact_json({"appToken": app_token}),
+            },
+            {
+                "name": "E3-pod-certificate",
+                "credential": "rsa",
+                "method": "GET",
+                "uri": "https://acme.symphony.com/pod/v1/podcert",
+                "headers": plain_headers,
+                "body": "",
+            },
+            {
+                "name": "E4-app-pod-certificate",
+                "credential": "certificate",
+                "method": "GET",
+                "uri": "https://acme-api.symphony.com/sessionauth/v1/app/pod/certificate",
+                "headers": plain_headers,
+                "body": "",
+            },
+        ],
+        # Answers to E1/E2 for `app_id` and `app_token`: the pod must echo both.
+        "responses": [
+            {"status": 200, "body": compact_json(answer), "outcome": "tokens", "symphony_token": "sym-0123456789",
+             "expire_at_ms": 1539636528288},
+            {"status": 200, "body": compact_json({**answer, "expireAt": "1539636528288"}), "outcome": "tokens",
+             "symphony_token": "sym-0123456789", "expire_at_ms": 1539636528288},
+            {"status": 200, "body": compact_json({**answer, "appId": "other"}), "outcome": "app_id_mismatch"},
+            {"status": 200, "body": compact_json({**answer, "appToken": "zzzz"}), "outcome": "app_token_mismatch"},
+            {"status": 200, "body": without("symphonyToken"), "outcome": "protocol", "problem": "MissingToken",
+             "field": "symphonyToken"},
+            {"status": 200, "body": without("expireAt"), "outcome": "protocol", "problem": "MissingToken",
+             "field": "expireAt"},
+            {"status": 200, "body": compact_json({**answer, "symphonyToken": ""}), "outcome": "protocol",
+             "problem": "EmptyToken", "field": "symphonyToken"},
+            {"status": 200, "body": "<html>", "outcome": "protocol", "problem": "NotJson"},
+            {"status": 401, "body": "{\"code\":401,\"message\":\"Invalid app\"}", "outcome": "rejected"},
+            {"status": 400, "body": "", "outcome": "rejected"},
+            {"status": 403, "body": "", "outcome": "rejected"},
+            {"status": 500, "body": "", "outcome": "status"},
+        ],
+    }
+    now_s = 1_700_000_000
+    access_claims = b64url(compact_json({"exp": now_s + 100, "sub": "13056700580915"}).encode())
+    access_jwt = f"eyJhbGciOiJSUzI1NiJ9.{access_claims}.c2ln"
+    common_jwt = {
+        "session_token": "s3ss10n-token",
+        "base_url": "https://acme.symphony.com",
+        "requests": [
+            {
+                "name": "A5-access-token",
+                "scope": "profile-manager",
+                "method": "POST",
+                "uri": "https://acme.symphony.com/login/idm/tokens?scope=profile-manager",
+                "headers": {**plain_headers, "sessiontoken": "s3ss10n-token"},
+                "body": "",
+            },
+            {
+                "name": "A5-access-token-no-scope",
+                "scope": "",
+                "method": "POST",
+                "uri": "https://acme.symphony.com/login/idm/tokens?scope=",
+                "headers": {**plain_headers, "sessiontoken": "s3ss10n-token"},
+                "body": "",
+            },
+        ],
+        # Answers to A5 at `now_unix_ms` with `leeway_ms`: the expiry is the earlier of the JWT's `exp` and
+        # now + `expires_in`; the token is refreshed from `refresh_at_ms` (expiry minus the leeway) on.
+        "now_unix_ms": now_s * 1000,
+        "leeway_ms": 30000,
+        "responses": [
+            {"status": 200, "body": compact_json({"token_type": "Bearer", "expires_in": 3600, "access_token": access_jwt}),
+             "outcome": "token", "token": access_jwt, "expires_at_ms": (now_s + 100) * 1000,
+             "refresh_at_ms": (now_s + 70) * 1000},
+            {"status": 200, "body": compact_json({"token_type": "Bearer", "expires_in": 60, "access_token": "Bearer " + access_jwt}),
+             "outcome": "token", "token": access_jwt, "expires_at_ms": (now_s + 60) * 1000,
+             "refresh_at_ms": (now_s + 30) * 1000},
+            {"status": 200, "body": compact_json({"expires_in": 120, "access_token": "opaque-token"}),
+             "outcome": "token", "token": "opaque-token", "expires_at_ms": (now_s + 120) * 1000,
+             "refresh_at_ms": (now_s + 90) * 1000},
+            {"status": 200, "body": compact_json({"token_type": "Bearer", "access_token": "opaque-token"}),
+             "outcome": "no_expiry"},
+            {"status": 200, "body": compact_json({"expires_in": 5}), "outcome": "protocol", "problem": "MissingToken"},
+            {"status": 200, "body": "<html>", "outcome": "protocol", "problem": "NotJson"},
+            {"status": 403, "body": "", "outcome": "status"},
+        ],
+    }
+    return extension_app, common_jwt
+
+
 def main() -> int:
     jwts = [
         login_jwt("rsa-2048-pkcs8", "fixtures/keys/bot-2048.pkcs8.pem", "bot.user", 1_700_000_000_123, 240),
@@ -335,6 +452,7 @@ def main() -> int:
         {"status": 404, "body": "not here", "outcome": "protocol", "problem": "UnexpectedStatus"},
         {"status": 302, "body": "", "headers": {"location": "https://elsewhere"}, "outcome": "protocol", "problem": "UnexpectedStatus"},
     ]
+    extension_app, common_jwt = extension_app_and_common_jwt(json_headers, plain_headers)
     vectors = {
         "description": (
             "Language-neutral conformance vectors for symphony-auth login requests, written by "
@@ -361,6 +479,8 @@ def main() -> int:
         "obo_responses": obo_responses,
         "logout": logout,
         "logout_responses": logout_responses,
+        "extension_app": extension_app,
+        "common_jwt": common_jwt,
     }
     text = json.dumps(vectors, indent=2, ensure_ascii=False) + "\n"
     if "--check" in sys.argv[1:]:

@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Authenticator, Config, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY,
-    Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens, TransportFailure, TransportKind, UnixTime,
-    Want, parse_session_info,
+    ApiStep, Authenticator, Bearer, BearerStep, Config, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest,
+    MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens, TransportFailure,
+    TransportKind, UnixTime, Want, parse_session_info,
 };
 use tokio::sync::Notify;
 use tokio::task::{self, JoinSet};
@@ -135,7 +135,28 @@ impl Bot {
         let mut call = self.inner.lock_flight().api_call(request)?;
         let mut tokens = self.tokens().await?;
         loop {
-            let request = call.request(&tokens);
+            // The Common JWT, when the call carries one: cached, or fetched through A5 first.
+            let bearer = self.inner.lock_flight().bearer(&call, &tokens, now());
+            let bearer = match bearer {
+                Bearer::NotNeeded => None,
+                Bearer::Attach(token) => Some(token),
+                Bearer::Fetch(a5) => {
+                    let outcome = {
+                        let client = self.inner.client_for(a5.uri());
+                        transport::exchange(client, a5, MAX_RESPONSE_BODY, Oversize::Fail).await
+                    };
+                    let step = self.inner.lock_flight().handle_bearer(&mut call, &tokens, outcome, now());
+                    match step {
+                        BearerStep::Attach(token) => Some(token),
+                        BearerStep::Relogin(generation) => {
+                            tokens = self.obtain(Want::Newer(generation)).await?;
+                            continue;
+                        }
+                        BearerStep::Fail(error) => return Err(error.into()),
+                    }
+                }
+            };
+            let request = call.request_with(&tokens, bearer.as_ref());
             let client = self.inner.client_for(request.uri());
             let outcome = transport::exchange(client, request, self.max_body(), Oversize::Fail).await;
             let step = self.inner.lock_flight().handle_api(&mut call, outcome, now());
@@ -186,6 +207,12 @@ impl Bot {
         };
         self.inner.options.emit(&events);
         Ok(outcome?)
+    }
+
+    /// How many Common JWT access tokens A5 has given this bot.
+    #[must_use]
+    pub fn common_jwt_refreshes(&self) -> u64 {
+        self.inner.lock_flight().common_jwt_refreshes()
     }
 
     fn max_body(&self) -> usize {

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Config, Event, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY, Report,
-    RequestId, SessionInfo, State, Step, Ticket, Tokens, TransportFailure, UnixTime, UsageError, Want,
-    parse_session_info,
+    ApiStep, Bearer, BearerStep, Config, Event, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest,
+    MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, State, Step, Ticket, Tokens, TransportFailure, UnixTime,
+    UsageError, Want, parse_session_info,
 };
 use ureq::Agent;
 
@@ -171,10 +171,27 @@ impl Bot {
         let mut call = self.lock().api_call(request)?;
         let mut tokens = self.tokens()?;
         loop {
-            let outcome = {
-                let request = call.request(&tokens);
-                transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false)
+            // The Common JWT, when the call carries one: cached, or fetched through A5 first.
+            // A statement of its own: a guard in a `match` scrutinee would be held through the arms.
+            let bearer = self.lock().bearer(&call, &tokens, now());
+            let bearer = match bearer {
+                Bearer::NotNeeded => None,
+                Bearer::Attach(token) => Some(token),
+                Bearer::Fetch(a5) => {
+                    let outcome = transport::execute(self.inner.agent_for(a5.uri()), a5, MAX_RESPONSE_BODY, false);
+                    let step = self.lock().handle_bearer(&mut call, &tokens, outcome, now());
+                    match step {
+                        BearerStep::Attach(token) => Some(token),
+                        BearerStep::Relogin(generation) => {
+                            tokens = self.obtain(Want::Newer(generation))?;
+                            continue;
+                        }
+                        BearerStep::Fail(error) => return Err(error.into()),
+                    }
+                }
             };
+            let request = call.request_with(&tokens, bearer.as_ref());
+            let outcome = transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false);
             let step = self.lock().handle_api(&mut call, outcome, now());
             match step {
                 ApiStep::Return(response) => return Ok(response),
@@ -223,6 +240,12 @@ impl Bot {
         };
         self.inner.options.emit(&events);
         Ok(outcome?)
+    }
+
+    /// How many Common JWT access tokens A5 has given this bot.
+    #[must_use]
+    pub fn common_jwt_refreshes(&self) -> u64 {
+        self.lock().common_jwt_refreshes()
     }
 
     fn max_body(&self) -> usize {

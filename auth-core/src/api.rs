@@ -21,6 +21,7 @@ use std::time::Duration;
 use http::header::RETRY_AFTER;
 use http::{Method, StatusCode};
 
+use crate::common_jwt::{AccessToken, BearerAuth};
 use crate::config::Config;
 use crate::error::{TransportFailure, UsageError};
 use crate::retry::{Jitter, RetryPolicy, parse_retry_after};
@@ -80,7 +81,8 @@ pub enum ApiStep {
     /// The tokens of this generation were refused: obtain newer ones (the single flight's `Want::Newer`), then
     /// send [`ApiCall::request`] again. Happens once per call.
     Relogin(Generation),
-    /// Send [`ApiCall::request`] again at this instant, with the same tokens.
+    /// Send [`ApiCall::request`] again at this instant, with the same tokens (a call with a Common JWT asks the
+    /// flight for its bearer again first: after a 401 it is a fresh one).
     RetryAt(UnixTime),
     /// Give up with this error.
     Fail(ApiError),
@@ -119,6 +121,20 @@ pub struct ApiCall {
     /// The generation of the tokens of the last attempt.
     sent_with: Option<Generation>,
     replayed: bool,
+    /// Whether the call carries a Common JWT bearer, and whether it replaces `sessionToken`.
+    bearer: Option<BearerUse>,
+    /// The expiry and generation of the bearer the last attempt carried.
+    sent_bearer: Option<(UnixTime, Generation)>,
+    /// The bearer of an attempt refused with 401, for the flight to drop.
+    refused_bearer: Option<(UnixTime, Generation)>,
+    /// Whether an A5 401 already caused a login for this call.
+    bearer_relogin: bool,
+}
+
+/// How a call carries the Common JWT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BearerUse {
+    replace_session: bool,
 }
 
 impl ApiCall {
@@ -139,6 +155,11 @@ impl ApiCall {
                 retry.all_methods || is_idempotent(&parts.method) || parts.extensions.get::<Idempotent>().is_some()
             })
             .map(|retry| retry.policy.clone());
+        let bearer = config.common_jwt().and_then(|settings| {
+            let on_pod = settings.replaces_session_token_on_pod_calls() && target == Target::Pod;
+            let asked = parts.extensions.get::<BearerAuth>().is_some();
+            (on_pod || asked).then_some(BearerUse { replace_session: on_pod })
+        });
         Ok(Self {
             parts,
             body,
@@ -148,6 +169,10 @@ impl ApiCall {
             failures: 0,
             sent_with: None,
             replayed: false,
+            bearer,
+            sent_bearer: None,
+            refused_bearer: None,
+            bearer_relogin: false,
         })
     }
 
@@ -155,6 +180,13 @@ impl ApiCall {
     #[cfg(test)]
     pub(crate) fn parts_for_tests(&self) -> &http::HeaderMap {
         &self.parts.headers
+    }
+
+    /// Whether the call carries a Common JWT: ask the flight for one ([`Flight::bearer`](crate::Flight::bearer))
+    /// before each attempt.
+    #[must_use]
+    pub fn wants_bearer(&self) -> bool {
+        self.bearer.is_some()
     }
 
     /// Where the call goes, and so which tokens it carries.
@@ -165,12 +197,28 @@ impl ApiCall {
 
     /// The request to send now, with `tokens` attached (marked sensitive). Extensions are not carried over.
     pub fn request(&mut self, tokens: &Tokens) -> HttpRequest {
+        self.request_with(tokens, None)
+    }
+
+    /// As [`request`](Self::request), with the Common JWT `bearer` the flight gave for this attempt (as
+    /// `Authorization: Bearer`, in place of `sessionToken` on pod calls when so configured). A call that
+    /// [wants a bearer](Self::wants_bearer) and gets none goes out with the session tokens only.
+    pub fn request_with(&mut self, tokens: &Tokens, bearer: Option<&AccessToken>) -> HttpRequest {
         let mut request = http::Request::new(self.body.clone());
         *request.method_mut() = self.parts.method.clone();
         *request.uri_mut() = self.parts.uri.clone();
         *request.version_mut() = self.parts.version;
         *request.headers_mut() = self.parts.headers.clone();
         tokens.authorize(&mut request, self.target);
+        self.sent_bearer = None;
+        if self.bearer.is_some() {
+            // A bearer from an earlier attempt is never resent: only the one given for this attempt goes out.
+            request.headers_mut().remove(http::header::AUTHORIZATION);
+        }
+        if let (Some(using), Some(bearer)) = (self.bearer, bearer) {
+            bearer.authorize(&mut request, using.replace_session);
+            self.sent_bearer = Some((bearer.expires_at(), bearer.generation()));
+        }
         self.sent_with = Some(tokens.generation());
         request
     }
@@ -192,6 +240,12 @@ impl ApiCall {
                 return ApiStep::Fail(ApiError::Unauthorized { generation: generation.get() });
             }
             self.replayed = true;
+            // A refused bearer is refreshed through A5 first (the session may still be good); the flight drops
+            // it, and the replay asks for a fresh one, which logs in again only if A5 refuses the session.
+            if let Some(refused) = self.sent_bearer.take() {
+                self.refused_bearer = Some(refused);
+                return ApiStep::RetryAt(now);
+            }
             return ApiStep::Relogin(generation);
         }
         let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
@@ -202,6 +256,16 @@ impl ApiCall {
             }
         }
         ApiStep::Return(response)
+    }
+
+    /// The bearer of the last attempt, when it was refused with a 401.
+    pub(crate) fn take_refused_bearer(&mut self) -> Option<(UnixTime, Generation)> {
+        self.refused_bearer.take()
+    }
+
+    /// Whether an A5 401 may still cause a login for this call (once), and marks that it did.
+    pub(crate) fn bearer_relogin(&mut self) -> bool {
+        !std::mem::replace(&mut self.bearer_relogin, true)
     }
 
     /// The last attempt failed below HTTP.

@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use crate::api::{ApiCall, ApiError, ApiStep};
+use crate::common_jwt::{AccessTokenError, Bearer, BearerCache, BearerStep, access_token_request, parse_access_token};
 use crate::error::{AuthError, SignError, TransportFailure, UsageError};
 use crate::jwt::SignedJwt;
 use crate::machine::{Authenticator, Event, LoginRequest, Output, RequestId, State};
@@ -161,13 +162,15 @@ pub struct Flight {
     /// How many logins have ended, and how the last one ended.
     finished: u64,
     last: Option<Result<Arc<Tokens>, AuthError>>,
+    /// The Common JWT shared by every caller.
+    bearer: BearerCache,
 }
 
 impl Flight {
     /// A flight over `machine`.
     #[must_use]
     pub fn new(machine: Authenticator) -> Self {
-        Self { machine, leader: None, next_caller: 0, finished: 0, last: None }
+        Self { machine, leader: None, next_caller: 0, finished: 0, last: None, bearer: BearerCache::default() }
     }
 
     /// The machine, to read its state, tokens and configuration.
@@ -317,6 +320,9 @@ impl Flight {
         now: UnixTime,
     ) -> ApiStep {
         let step = call.handle(outcome, now);
+        if let Some((expires_at, generation)) = call.take_refused_bearer() {
+            self.bearer.refused(expires_at, generation);
+        }
         if let ApiStep::Fail(ApiError::Unauthorized { generation }) = &step {
             // The generation comes from tokens this flight issued: the report cannot be refused.
             let reported = self.machine.report_unauthorized(Generation::from_u64(*generation));
@@ -336,6 +342,66 @@ impl Flight {
         response: &HttpResponse,
     ) -> Result<(), crate::LogoutError> {
         self.machine.handle_logout(generation, response)
+    }
+
+    /// What `call` needs before its next attempt with `tokens`: no bearer, the cached access token (at first the
+    /// login's own `authorizationToken`, when the pod sent one that is not about to expire), or an A5 call first
+    /// (none cached for this login, or the cached one is within its leeway of expiring). Concurrent callers
+    /// that find no usable token each fetch one; the last fetched is kept.
+    pub fn bearer(&mut self, call: &ApiCall, tokens: &Tokens, now: UnixTime) -> Bearer {
+        let Some(settings) = self.machine.config().common_jwt() else { return Bearer::NotNeeded };
+        if !call.wants_bearer() {
+            return Bearer::NotNeeded;
+        }
+        let leeway = settings.leeway();
+        let cached = self.bearer.usable(tokens, now);
+        // The first bearer of a login may come with it (`authorizationToken`), as BDK-Java uses it.
+        let cached = cached.or_else(|| {
+            let seeded = self.bearer.seeded_generation() != Some(tokens.generation());
+            seeded.then(|| self.bearer.seed_from_login(tokens, leeway, now)).flatten()
+        });
+        match cached {
+            Some(token) => Bearer::Attach(token),
+            None => Bearer::Fetch(access_token_request(self.machine.config().endpoints(), settings.scope(), tokens)),
+        }
+    }
+
+    /// What came of the A5 call [`bearer`](Self::bearer) asked for with `tokens`. A 401 means the session token
+    /// is no longer good: one new login per call, then A5 again; a second 401 expires those tokens too.
+    pub fn handle_bearer(
+        &mut self,
+        call: &mut ApiCall,
+        tokens: &Tokens,
+        outcome: Result<HttpResponse, TransportFailure>,
+        now: UnixTime,
+    ) -> BearerStep {
+        let response = match outcome {
+            Ok(response) => response,
+            Err(failure) => return BearerStep::Fail(AccessTokenError::Transport(failure)),
+        };
+        if response.status() == http::StatusCode::UNAUTHORIZED {
+            if call.bearer_relogin() {
+                return BearerStep::Relogin(tokens.generation());
+            }
+            // Issued by this flight's machine: the report cannot be refused.
+            let reported = self.machine.report_unauthorized(tokens.generation());
+            debug_assert!(reported.is_ok(), "{reported:?}");
+            return BearerStep::Fail(AccessTokenError::Unauthorized);
+        }
+        let leeway = self.machine.config().common_jwt().map(|s| s.leeway()).unwrap_or_default();
+        match parse_access_token(&response, tokens.generation(), leeway, now) {
+            Ok(token) => {
+                self.bearer.store(token.clone());
+                BearerStep::Attach(token)
+            }
+            Err(error) => BearerStep::Fail(error),
+        }
+    }
+
+    /// How many access tokens A5 has given this flight.
+    #[must_use]
+    pub fn common_jwt_refreshes(&self) -> u64 {
+        self.bearer.refreshes()
     }
 
     /// The API-call step for `request`, with the configured retry policy and a jitter seed of the machine's.

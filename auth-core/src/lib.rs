@@ -7,11 +7,13 @@ pub use http;
 mod api;
 #[cfg(feature = "bdk-config")]
 mod bdk;
+mod common_jwt;
 mod config;
 #[cfg(feature = "driver")]
 pub mod driver;
 mod endpoint;
 mod error;
+mod extension_app;
 mod flight;
 mod health;
 mod identity;
@@ -28,6 +30,8 @@ mod session_info;
 mod signer;
 mod time;
 mod tokens;
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+mod user_jwt;
 
 /// A request, as the machine builds it and a driver sends it.
 pub type HttpRequest = http::Request<Vec<u8>>;
@@ -40,6 +44,12 @@ pub use bdk::{
     AppSettings, BdkConfigError, BotSettings, ConfigFileError, CredentialSource, LoadedSettings, ProxySettings,
     ServiceProxies, Source, parse_bdk_config,
 };
+pub use common_jwt::{
+    ACCESS_TOKEN_KEYS_PATH, ACCESS_TOKEN_PATH, AccessToken, AccessTokenError, Bearer, BearerAuth, BearerStep,
+    CommonJwtSettings, DEFAULT_COMMON_JWT_LEEWAY, access_token_keys_request, access_token_request, parse_access_token,
+};
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use common_jwt::{AccessTokenKeys, parse_access_token_keys};
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, DefaultHeaders, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME,
     Service, Username,
@@ -48,6 +58,14 @@ pub use endpoint::{LoginEndpoint, Purpose};
 pub use error::{
     AuthError, ConfigError, FailureCause, KeyError, ProtocolProblem, SignError, TransportFailure, TransportKind,
     UsageError,
+};
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use extension_app::parse_pod_certificate;
+pub use extension_app::{
+    APP_POD_CERTIFICATE_PATH, AppBackend, AppBackendError, AppCredential, AppId, AppIdentityError, AppToken,
+    AppTokenStore, DEFAULT_APP_TOKEN_STORE_CAPACITY, EXTENSION_APP_CERTIFICATE_PATH, EXTENSION_APP_RSA_PATH,
+    ExtensionApp, ExtensionAppError, ExtensionAppTokens, MIN_APP_TOKEN_RANDOM_BYTES, POD_CERTIFICATE_PATH,
+    PairCheckError, SymphonyToken, parse_extension_app_tokens,
 };
 pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
 pub use health::{
@@ -77,6 +95,8 @@ pub use tokens::{
     AuthorizationToken, Generation, KEY_MANAGER_TOKEN_HEADER, KeyManagerToken, SESSION_TOKEN_HEADER, SessionToken,
     Target, Tokens,
 };
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+pub use user_jwt::{PodCertificate, SymphonyUser, UserClaims, UserJwtError};
 
 #[cfg(test)]
 mod tests;

@@ -78,13 +78,25 @@ pub enum Endpoint {
     CertOboUsernameLogin,
     /// S2 `POST /sessionauth/v1/logout`: ends the session whose token the request carries.
     Logout,
+    /// E1 `POST /login/v1/pubkey/app/authenticate/extensionApp`: RSA extension-app login on the pod.
+    ExtensionAppLogin,
+    /// E2 `POST /sessionauth/v1/authenticate/extensionApp`: certificate extension-app login.
+    CertExtensionAppLogin,
+    /// E3 `GET /pod/v1/podcert`: the pod certificate.
+    PodCertificate,
+    /// E4 `GET /sessionauth/v1/app/pod/certificate`: the pod certificate, over mutual TLS.
+    AppPodCertificate,
+    /// A5 `POST /login/idm/tokens`: a Common JWT access token for a session.
+    AccessToken,
+    /// A6 `GET /login/idm/keys`: the JWKS that signs access tokens.
+    AccessTokenKeys,
     /// Anything else: answered 404.
     NotFound,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 23] = [
         Endpoint::SessionLogin,
         Endpoint::KeyManagerLogin,
         Endpoint::CertSessionLogin,
@@ -101,6 +113,12 @@ impl Endpoint {
         Endpoint::CertOboUserLogin,
         Endpoint::CertOboUsernameLogin,
         Endpoint::Logout,
+        Endpoint::ExtensionAppLogin,
+        Endpoint::CertExtensionAppLogin,
+        Endpoint::PodCertificate,
+        Endpoint::AppPodCertificate,
+        Endpoint::AccessToken,
+        Endpoint::AccessTokenKeys,
         Endpoint::NotFound,
     ];
 
@@ -137,6 +155,12 @@ impl Endpoint {
             Endpoint::CertOboUserLogin => "/sessionauth/v1/app/user/{userId}/authenticate",
             Endpoint::CertOboUsernameLogin => "/sessionauth/v1/app/username/{username}/authenticate",
             Endpoint::Logout => "/sessionauth/v1/logout",
+            Endpoint::ExtensionAppLogin => "/login/v1/pubkey/app/authenticate/extensionApp",
+            Endpoint::CertExtensionAppLogin => "/sessionauth/v1/authenticate/extensionApp",
+            Endpoint::PodCertificate => "/pod/v1/podcert",
+            Endpoint::AppPodCertificate => "/sessionauth/v1/app/pod/certificate",
+            Endpoint::AccessToken => "/login/idm/tokens",
+            Endpoint::AccessTokenKeys => "/login/idm/keys",
             Endpoint::NotFound => return None,
         })
     }
@@ -145,9 +169,13 @@ impl Endpoint {
     #[must_use]
     pub fn method(self) -> Option<&'static Method> {
         match self {
-            Endpoint::SessionInfo | Endpoint::AgentInfo | Endpoint::Health | Endpoint::HealthExtended => {
-                Some(&Method::GET)
-            }
+            Endpoint::SessionInfo
+            | Endpoint::AgentInfo
+            | Endpoint::Health
+            | Endpoint::HealthExtended
+            | Endpoint::PodCertificate
+            | Endpoint::AppPodCertificate
+            | Endpoint::AccessTokenKeys => Some(&Method::GET),
             Endpoint::NotFound => None,
             _ => Some(&Method::POST),
         }
@@ -172,7 +200,12 @@ impl Endpoint {
             | Endpoint::SessionInfo
             | Endpoint::AppLogin
             | Endpoint::OboUserLogin
-            | Endpoint::OboUsernameLogin => Role::Pod,
+            | Endpoint::OboUsernameLogin
+            | Endpoint::ExtensionAppLogin
+            | Endpoint::PodCertificate
+            | Endpoint::AccessToken
+            | Endpoint::AccessTokenKeys => Role::Pod,
+            Endpoint::CertExtensionAppLogin | Endpoint::AppPodCertificate => Role::SessionAuth,
             Endpoint::KeyManagerLogin => Role::KeyManager,
             Endpoint::CertSessionLogin
             | Endpoint::CertAppLogin

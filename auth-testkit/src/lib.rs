@@ -49,12 +49,17 @@ mod pki;
 mod pod;
 mod reply;
 mod server;
+mod user_jwt;
 
 pub use endpoint::{Endpoint, Role};
 pub use error::TestkitError;
 pub use fault::{Fault, RetryAfter};
 pub use peer::Peer;
 pub use pki::{ClientIdentity, PkiKeys};
-pub use pod::{Counters, DEFAULT_AGENT_VERSION, DEFAULT_SESSION_TTL, FakePod, LoginRateLimit, MAX_JWT_LIFETIME};
+pub use pod::{
+    Counters, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_AGENT_VERSION, DEFAULT_SESSION_TTL, FakePod, LoginRateLimit,
+    MAX_JWT_LIFETIME,
+};
 pub use reply::Reply;
 pub use server::{FakePodServer, FakePodServerBuilder};
+pub use user_jwt::{PodCertificate, USER_JWT_ISSUER, UserJwt, UserJwtAlgorithm};

@@ -18,6 +18,8 @@ use crate::peer::Peer;
 use crate::reply::Reply;
 
 mod apps;
+mod extension;
+pub use extension::DEFAULT_ACCESS_TOKEN_TTL;
 
 /// How long issued session and key-manager tokens live unless [`FakePod::set_session_ttl`] says otherwise.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
@@ -73,7 +75,7 @@ impl LoginRateLimit {
 }
 
 /// What an issued token stands for.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Grant {
     username: String,
     expires_at: SystemTime,
@@ -144,6 +146,7 @@ pub struct FakePod {
     faults: BTreeMap<Endpoint, VecDeque<Fault>>,
     counters: Counters,
     apps: apps::Apps,
+    extension: extension::Extension,
 }
 
 impl Default for FakePod {
@@ -200,6 +203,7 @@ impl FakePod {
             faults: BTreeMap::new(),
             counters: Counters::default(),
             apps: apps::Apps::default(),
+            extension: extension::Extension::default(),
         }
     }
 
@@ -540,6 +544,12 @@ impl FakePod {
             | Endpoint::CertOboUserLogin
             | Endpoint::CertOboUsernameLogin => self.obo_login(now, request, peer, endpoint),
             Endpoint::Logout => self.logout(now, request, peer),
+            Endpoint::ExtensionAppLogin => self.extension_app_login(now, request),
+            Endpoint::CertExtensionAppLogin => self.cert_extension_app_login(now, request, peer),
+            Endpoint::PodCertificate => self.pod_certificate_answer(peer, false),
+            Endpoint::AppPodCertificate => self.pod_certificate_answer(peer, true),
+            Endpoint::AccessToken => self.access_token(now, request),
+            Endpoint::AccessTokenKeys => self.access_token_keys(),
             Endpoint::NotFound => not_found(request, peer),
         }
     }
@@ -662,7 +672,9 @@ impl FakePod {
 
     /// S1: the bot's own `UserV2` record.
     fn session_info(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
-        let Some(grant) = self.live_grant(&self.sessions, request, "sessionToken", now) else {
+        // With Common JWT on, pod calls carry the access token instead of the session token.
+        let grant = self.live_grant(&self.sessions, request, "sessionToken", now);
+        let Some(grant) = grant.or_else(|| self.bearer_grant(request, now)) else {
             return match self.obo_session_info(now, request) {
                 Some(user) => json(StatusCode::OK, &user),
                 None => unauthorized("Invalid session"),

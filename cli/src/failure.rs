@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::ToSocketAddrs as _;
 
 use symphony_auth_blocking::Error;
-use symphony_auth_blocking::symphony_auth_core::{AuthError, FailureCause, TransportKind};
+use symphony_auth_blocking::symphony_auth_core::{
+    AppBackendError, AuthError, ExtensionAppError, FailureCause, TransportKind,
+};
 
 /// What kind of failure: decides the exit code and the prefix of the one line printed on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +81,13 @@ impl Class {
             // The pod refused the app a session for the user: its credentials are not good for that user.
             Error::Auth(AuthError::OboNotInstalled { .. } | AuthError::OboUnknownUser { .. }) => Self::Rejected,
             Error::Auth(AuthError::Signing(_)) => Self::Config,
+            // The pod refused the app, or a user JWT or token pair was refused.
+            Error::ExtensionApp(
+                AppBackendError::Answer(ExtensionAppError::Rejected { .. })
+                | AppBackendError::UserJwt(_)
+                | AppBackendError::Pair(_),
+            ) => Self::Rejected,
+            Error::ExtensionApp(AppBackendError::Signing(_)) => Self::Config,
             _ => Self::Other,
         }
     }

@@ -44,13 +44,16 @@ pub(crate) fn run(path: &Path, json: bool, attempts: Option<u32>) -> Result<(), 
             .map_err(|error| Failure::of_request(error, &host(&endpoints.agent)))?;
         check_echo(response.status().as_u16(), response.body())?;
     }
+    // The session-info call went out with the Common JWT when the file enables it: A5 answered, the call passed.
+    let common_jwt = bot.config().common_jwt().is_some() && bot.common_jwt_refreshes() > 0;
     let skipped = |done| if done { "ok" } else { "skipped" };
     if json {
         // Written by hand to keep the documented order of the fields; the username is escaped by serde_json.
         let username = serde_json::Value::from(info.username).to_string();
         let done = skipped(key_manager);
+        let common_jwt = skipped(common_jwt);
         println!(
-            r#"{{"username":{username},"user_id":{},"session":"ok","key_manager":"{done}","echo":"{done}","login_ms":{login_ms}}}"#,
+            r#"{{"username":{username},"user_id":{},"session":"ok","key_manager":"{done}","echo":"{done}","common_jwt":"{common_jwt}","login_ms":{login_ms}}}"#,
             info.id
         );
         return Ok(());
@@ -61,6 +64,9 @@ pub(crate) fn run(path: &Path, json: bool, attempts: Option<u32>) -> Result<(), 
     };
     println!("logged in as {} (user id {}) by {method} in {login_ms} ms", info.username, info.id);
     println!("session:     ok (GET /pod/v2/sessioninfo)");
+    if common_jwt {
+        println!("common JWT:  ok (POST /login/idm/tokens, then the session info with it)");
+    }
     if key_manager {
         println!("key manager: ok");
         println!("echo:        ok (POST /agent/v1/util/echo)");

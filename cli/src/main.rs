@@ -7,6 +7,9 @@
 //!   and that user's session info.
 //! - `symphony-auth logout --config FILE`: logs in, logs out, checks the session no longer works.
 //! - `symphony-auth watch --config FILE --seconds S`: one bot for S seconds, calls every second, counts.
+//! - `symphony-auth app-auth --config FILE [--json]`: an extension app's authentication, pair check and pod
+//!   certificate.
+//! - `symphony-auth verify-jwt --config FILE --jwt JWT [--json]`: a user JWT checked against the pod certificate.
 //! - `symphony-auth completions SHELL`: a completion script for the shell.
 //!
 //! A failure prints one line on stderr, whose prefix and exit code tell its class (see [`EXIT_CODES`]). Nothing
@@ -14,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod app;
 mod check;
 mod failure;
 mod logging;
@@ -74,7 +78,9 @@ enum Command {
     /// key-manager token was obtained, POST /agent/v1/util/echo. Prints a short summary; with --json, exactly one
     /// JSON object on stdout:
     /// {"username": str, "user_id": int, "session": "ok", "key_manager": "ok"|"skipped",
-    ///  "echo": "ok"|"skipped", "login_ms": int}
+    ///  "echo": "ok"|"skipped", "common_jwt": "ok"|"skipped", "login_ms": int}
+    /// common_jwt is ok when commonJwt.enabled is set, an access token came from POST /login/idm/tokens and the
+    /// session info call succeeded with it.
     #[command(verbatim_doc_comment)]
     Login {
         #[command(flatten)]
@@ -107,6 +113,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Authenticate the configured extension app (Circle of Trust)
+    ///
+    /// Reads app.appId and app.privateKey (RSA: POST /login/v1/pubkey/app/authenticate/extensionApp, then GET
+    /// /pod/v1/podcert) or app.certificate (a PEM file with the certificate and its key: the same calls on the
+    /// session-auth host over mutual TLS), with a fresh app token; checks the returned pair locally. With --json,
+    /// exactly one JSON object on stdout:
+    /// {"app_id": str, "symphony_token": "ok", "expire_at": int, "pod_certificate": "ok"}
+    #[command(verbatim_doc_comment)]
+    AppAuth {
+        /// The BDK configuration file, with an `app` section
+        #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        config: PathBuf,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+    },
     /// Log in, log out through POST /sessionauth/v1/logout, and check the session no longer works
     ///
     /// The session-auth host asks for a client certificate. With --json: {"logout": "ok"}
@@ -129,6 +151,24 @@ enum Command {
         /// How long to watch, in seconds
         #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a user JWT from an extension app's frontend
+    ///
+    /// Checks the JWT's signature against the pod certificate, its exp, its aud (the configured app.appId) and
+    /// its numeric sub, and prints the user's claims; with --json one JSON object:
+    /// {"user_id": int, "username": str, ...}
+    /// An expired, wrongly signed or wrong-audience JWT exits 4 with the reason on one line.
+    #[command(verbatim_doc_comment)]
+    VerifyJwt {
+        /// The BDK configuration file, with an `app` section
+        #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        config: PathBuf,
+        /// The user JWT (never printed)
+        #[arg(long, value_name = "JWT")]
+        jwt: String,
         /// Print one JSON object instead of the summary
         #[arg(long)]
         json: bool,
@@ -237,6 +277,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Obo { target, user, json } => obo::run(&target.config, user.user()?, json, target.attempts),
         Command::Logout { target, json } => logout::run(&target.config, json, target.attempts),
         Command::Watch { target, seconds, json } => watch::run(&target.config, seconds, json, target.attempts),
+        Command::AppAuth { config, json } => app::app_auth(&config, json),
+        Command::VerifyJwt { config, jwt, json } => app::verify_jwt(&config, &jwt, json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "symphony-auth", &mut std::io::stdout());
             Ok(())

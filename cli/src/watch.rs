@@ -56,14 +56,17 @@ pub(crate) fn run(path: &Path, seconds: u64, json: bool, attempts: Option<u32>) 
     }
     let (logins, unauthorized) = (counts.logins.load(Ordering::Relaxed), counts.unauthorized.load(Ordering::Relaxed));
     let failed = calls - ok;
+    let refreshes = bot.common_jwt_refreshes();
     if json {
-        // `common_jwt_refreshes` stays 0 until the Common JWT lands.
         println!(
-            r#"{{"calls":{calls},"ok":{ok},"failed":{failed},"logins":{logins},"unauthorized":{unauthorized},"common_jwt_refreshes":0}}"#
+            r#"{{"calls":{calls},"ok":{ok},"failed":{failed},"logins":{logins},"unauthorized":{unauthorized},"common_jwt_refreshes":{refreshes}}}"#
         );
     } else {
         println!("calls: {calls} ({ok} ok, {failed} failed)");
         println!("logins: {logins} ({unauthorized} after a 401)");
+        if bot.config().common_jwt().is_some() {
+            println!("Common JWT access tokens: {refreshes}");
+        }
     }
     Ok(())
 }

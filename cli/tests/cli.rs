@@ -260,8 +260,9 @@ fn rsa_login_prints_one_json_object_with_the_fakes_user_id() {
     assert!(out.starts_with(r#"{"username":"bot","user_id":"#), "the documented order: {out}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let object = json.as_object().unwrap();
-    assert_eq!(object.len(), 6, "{json}");
+    assert_eq!(object.len(), 7, "{json}");
     assert_eq!(json["username"], BOT);
+    assert_eq!(json["common_jwt"], "skipped", "commonJwt.enabled is not set");
     assert_eq!(json["user_id"], server.pod().user_id(BOT).unwrap());
     assert_eq!(json["session"], "ok");
     assert_eq!(json["key_manager"], "ok");

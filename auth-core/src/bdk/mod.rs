@@ -239,6 +239,8 @@ pub struct BotSettings {
     pub key_manager: Option<KeyManagerPolicy>,
     /// `defaultHeaders`, at the root and per service.
     pub default_headers: DefaultHeaders,
+    /// `commonJwt.enabled`: pod calls carry the Common JWT instead of `sessionToken`, as in BDK-Java.
+    pub common_jwt: bool,
 }
 
 impl BotSettings {
@@ -249,9 +251,13 @@ impl BotSettings {
         Ok(self.adjust(config))
     }
 
-    /// What every configuration built from these settings shares: retries, key-manager policy, default headers.
+    /// What every configuration built from these settings shares: retries, key-manager policy, default headers,
+    /// the Common JWT.
     fn adjust(&self, config: Config) -> Config {
-        let config = config.with_retry(self.retry.clone()).with_default_headers(self.default_headers.clone());
+        let mut config = config.with_retry(self.retry.clone()).with_default_headers(self.default_headers.clone());
+        if self.common_jwt {
+            config = config.with_common_jwt(crate::CommonJwtSettings::on_pod_calls());
+        }
         match self.key_manager {
             Some(policy) => config.with_key_manager(policy),
             None => config,

@@ -194,6 +194,9 @@ pub(super) fn resolve<'a>(root: &'a Mapping) -> Result<BotSettings, BdkConfigErr
         }
     };
 
+    let common_jwt = mapping(get(Some(root), "commonJwt"), "commonJwt", "a mapping (`enabled`)")?;
+    let common_jwt = boolean(get(common_jwt, "enabled"), "commonJwt.enabled")?.unwrap_or(false);
+
     // A service's own proxy, or the root's, named by the key it came from.
     let own = |client: &Option<RawClient<'a>>, key: &'static str| match client.as_ref().and_then(|c| c.proxy.clone()) {
         Some(proxy) => proxy_settings(Some(proxy), key),
@@ -222,6 +225,7 @@ pub(super) fn resolve<'a>(root: &'a Mapping) -> Result<BotSettings, BdkConfigErr
         app: super::extras::app(root)?,
         key_manager: super::extras::key_manager_policy(root)?,
         default_headers: super::extras::default_headers(root)?,
+        common_jwt,
     })
 }
 

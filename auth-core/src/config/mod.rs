@@ -95,6 +95,7 @@ pub struct Config {
     /// The user an app acts for (OBO); `None` for a bot.
     pub(crate) obo: Option<crate::obo::OboUser>,
     pub(crate) default_headers: Arc<DefaultHeaders>,
+    pub(crate) common_jwt: Option<crate::common_jwt::CommonJwtSettings>,
 }
 
 impl Config {
@@ -128,6 +129,7 @@ impl Config {
             api_retry: None,
             obo: None,
             default_headers: Arc::default(),
+            common_jwt: None,
         })
     }
 
@@ -187,6 +189,19 @@ impl Config {
     #[must_use]
     pub fn default_headers(&self) -> &DefaultHeaders {
         &self.default_headers
+    }
+
+    /// Uses the Common JWT (A5 access tokens) as `settings` say; off by default.
+    #[must_use]
+    pub fn with_common_jwt(mut self, settings: crate::common_jwt::CommonJwtSettings) -> Self {
+        self.common_jwt = Some(settings);
+        self
+    }
+
+    /// The Common JWT settings, when it is on.
+    #[must_use]
+    pub fn common_jwt(&self) -> Option<&crate::common_jwt::CommonJwtSettings> {
+        self.common_jwt.as_ref()
     }
 
     /// The login cool-down.

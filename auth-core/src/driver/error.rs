@@ -54,6 +54,12 @@ pub enum BotError {
     /// from its own event hook while that thread leads a login.
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// An extension-app step failed: the pod refused the app, a pair or a user JWT was refused.
+    #[error(transparent)]
+    ExtensionApp(#[from] crate::AppBackendError),
+    /// The Common JWT could not be obtained (`POST /login/idm/tokens`).
+    #[error(transparent)]
+    AccessToken(#[from] crate::AccessTokenError),
 }
 
 impl From<TransportFailure> for BotError {

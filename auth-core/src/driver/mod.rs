@@ -143,6 +143,12 @@ impl fmt::Debug for ClientOptions {
     }
 }
 
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ClientOptions {
     /// The proxy of `service`: its own when one was set, otherwise [`proxy`](Self::proxy).
     #[must_use]
@@ -177,6 +183,24 @@ impl ClientOptions {
         proxies
     }
 
+    /// The defaults a [`BotBuilder`] starts from: Mozilla roots only, no client certificate, no proxy, the
+    /// default timeouts and body cap. For clients built without a bot, such as an extension app's.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            extra_roots: Vec::new(),
+            platform_roots: false,
+            identity: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            proxy: None,
+            service_proxies: Vec::new(),
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            seed: 0,
+            on_event: None,
+        }
+    }
+
     /// Calls the event hook, if any, with each of `events`. Call with no lock held.
     pub fn emit(&self, events: &[Event]) {
         if let Some(hook) = &self.on_event {
@@ -207,19 +231,7 @@ impl<D: Driver> BotBuilder<D> {
     /// The settings of a bot with the machine's configuration (RSA or certificate, endpoints, retry policy,
     /// key-manager policy, parallel login, cool-down).
     pub fn new(config: Config) -> Self {
-        let options = ClientOptions {
-            extra_roots: Vec::new(),
-            platform_roots: false,
-            identity: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            timeout: DEFAULT_TIMEOUT,
-            proxy: None,
-            service_proxies: Vec::new(),
-            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
-            seed: 0,
-            on_event: None,
-        };
-        Self { config, options, seed: None, driver: PhantomData }
+        Self { config, options: ClientOptions::new(), seed: None, driver: PhantomData }
     }
 
     /// Trusts the certificates in `pem` (one or more `BEGIN CERTIFICATE` blocks) **in addition to** the built-in

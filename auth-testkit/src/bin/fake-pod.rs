@@ -5,6 +5,7 @@
 //!          [--app APPID=PUBLIC_KEY.pem]... [--cert-app APPID]... [--user ID:USERNAME[:installed]]...
 //!          [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] [--agent-version VERSION]
 //!          [--login-rate-limit LOGINS/SECONDS] [--latency-ms N]
+//!          [--extension-app APPID=PUBLIC_KEY.pem]... [--cert-extension-app APPID]... [--access-token-ttl SECONDS]
 //! ```
 //! When ready it prints one JSON line on stdout,
 //! `{"pod":URL,"key_manager":URL,"agent":URL,"session_auth":URL,"key_auth":URL,"ca_cert":PATH|null}`,
@@ -32,7 +33,8 @@ use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, LoginRateLimit, Pk
 const USAGE: &str = "usage: fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC_KEY.pem]... \
 [--cert-bot NAME]... [--app APPID=PUBLIC_KEY.pem]... [--cert-app APPID]... [--user ID:USERNAME[:installed]]... \
 [--tls-dir DIR] [--https] [--ecdsa] [--session-ttl SECONDS] [--skd] \
-[--agent-version VERSION] [--login-rate-limit LOGINS/SECONDS] [--latency-ms N]
+[--agent-version VERSION] [--login-rate-limit LOGINS/SECONDS] [--latency-ms N] \
+[--extension-app APPID=PUBLIC_KEY.pem]... [--cert-extension-app APPID]... [--access-token-ttl SECONDS]
 
   --bind ADDR               the pod's address; every other role listens on a free port of the same IP
   --rsa-bot NAME=FILE       registers an RSA bot with its SPKI PEM public key (repeatable)
@@ -48,7 +50,11 @@ const USAGE: &str = "usage: fake-pod [--bind 127.0.0.1:0] [--rsa-bot NAME=PUBLIC
   --skd                     session tokens grant simplified key delivery
   --agent-version VERSION   what /agent/v1/info reports (an agent before 24.12 refuses SKD sessions)
   --login-rate-limit N/S    at most N logins per S seconds on each login endpoint, then 429 with Retry-After
-  --latency-ms N            delays every answer";
+  --latency-ms N            delays every answer
+  --extension-app ID=FILE   registers an RSA extension app with its SPKI PEM public key (repeatable)
+  --cert-extension-app ID   registers a certificate extension app (repeatable); with --tls-dir its certificate
+                            is written as the certificate bots' are
+  --access-token-ttl SECS   lifetime of Common JWT access tokens from /login/idm/tokens (default 600)";
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -67,6 +73,9 @@ struct Args {
     agent_version: Option<String>,
     login_rate_limit: Option<LoginRateLimit>,
     latency: Option<Duration>,
+    extension_apps: Vec<(String, PathBuf)>,
+    cert_extension_apps: Vec<String>,
+    access_token_ttl: Option<Duration>,
 }
 
 /// Why the process stops early: a usage error exits 2, anything else 1.
@@ -125,6 +134,17 @@ fn run() -> Result<(), Failure> {
     if let Some(latency) = args.latency {
         pod.set_latency_all(latency);
     }
+    for (app_id, path) in &args.extension_apps {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("--extension-app {app_id}: cannot read {}: {e}", path.display())))?;
+        pod.add_extension_app(app_id, &pem).map_err(|e| Failure::Usage(format!("--extension-app: {e}")))?;
+    }
+    for app_id in &args.cert_extension_apps {
+        pod.add_cert_extension_app(app_id);
+    }
+    if let Some(ttl) = args.access_token_ttl {
+        pod.set_access_token_ttl(ttl);
+    }
 
     let keys = if args.ecdsa { PkiKeys::EcdsaP256 } else { PkiKeys::Rsa4096 };
     let server = FakePodServer::builder(pod)
@@ -135,7 +155,7 @@ fn run() -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot start: {e}")))?;
     let ca_cert = match &args.tls_dir {
         Some(dir) => Some(
-            write_tls_dir(&server, dir)
+            write_tls_dir(&server, dir, &args.cert_extension_apps)
                 .map_err(|e| Failure::Runtime(format!("cannot write TLS files to {}: {e}", dir.display())))?,
         ),
         None => None,
@@ -187,14 +207,18 @@ fn command(server: &FakePodServer, command: &str) -> Value {
     }
 }
 
-/// Writes `ca.pem` and, per certificate bot, `NAME-cert.pem`, `NAME-key.pem` and `NAME.pem`;
-/// returns the absolute path of `ca.pem`.
-fn write_tls_dir(server: &FakePodServer, dir: &Path) -> io::Result<PathBuf> {
+/// Writes `ca.pem` and, per certificate bot and certificate extension app, `NAME-cert.pem`, `NAME-key.pem` and
+/// `NAME.pem`; returns the absolute path of `ca.pem`.
+fn write_tls_dir(server: &FakePodServer, dir: &Path, cert_apps: &[String]) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let dir = std::fs::canonicalize(dir)?;
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, server.ca_pem())?;
-    for identity in server.client_identities() {
+    let mut apps = Vec::new();
+    for app_id in cert_apps {
+        apps.push(server.issue_client_identity(app_id).map_err(io::Error::other)?);
+    }
+    for identity in server.client_identities().chain(apps.iter()) {
         let name = identity.name();
         std::fs::write(dir.join(format!("{name}-cert.pem")), identity.cert_pem())?;
         std::fs::write(dir.join(format!("{name}-key.pem")), identity.key_pem())?;
@@ -233,6 +257,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Fa
         agent_version: None,
         login_rate_limit: None,
         latency: None,
+        extension_apps: Vec::new(),
+        cert_extension_apps: Vec::new(),
+        access_token_ttl: None,
     };
     while let Some(arg) = argv.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -269,6 +296,22 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, Fa
                     parse_user(&v)
                         .ok_or_else(|| usage(format!("--user: {v:?} is not ID:USERNAME or ID:USERNAME:installed")))?,
                 );
+            }
+            "--extension-app" => {
+                let v = value("APPID=PUBLIC_KEY.pem")?;
+                let Some((app_id, path)) = v.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()) else {
+                    return Err(usage(format!("--extension-app: {v:?} is not APPID=PUBLIC_KEY.pem")));
+                };
+                args.extension_apps.push((app_id.to_owned(), PathBuf::from(path)));
+            }
+            "--cert-extension-app" => args.cert_extension_apps.push(value("an app id")?),
+            "--access-token-ttl" => {
+                let v = value("a number of seconds")?;
+                let secs =
+                    v.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                        usage(format!("--access-token-ttl: {v:?} is not a positive number of seconds"))
+                    })?;
+                args.access_token_ttl = Some(Duration::from_secs(secs));
             }
             "--tls-dir" => args.tls_dir = Some(PathBuf::from(value("a directory")?)),
             "--session-ttl" => {
