@@ -80,7 +80,7 @@ pub(crate) fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
         text
     };
     let mut blocks = Vec::new();
-    let mut lines = Lines { text, at: 0 };
+    let mut lines = lines(text);
     while let Some((begin_at, begin_line)) = lines.next() {
         if !begin_line.starts_with(BEGIN) {
             continue;
@@ -166,24 +166,12 @@ fn trim_end(line: &[u8]) -> &[u8] {
 }
 
 /// Lines with their start offsets, without their `\n` (a `\r` before it stays: the decoder handles CRLF).
-struct Lines<'a> {
-    text: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = (usize, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.at >= self.text.len() {
-            return None;
-        }
-        let start = self.at;
-        let rest = &self.text[start..];
-        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        self.at = start + len + 1;
-        Some((start, &rest[..len]))
-    }
+fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    text.split_inclusive(|&b| b == b'\n').scan(0, |at, line| {
+        let start = *at;
+        *at += line.len();
+        Some((start, line.strip_suffix(b"\n").unwrap_or(line)))
+    })
 }
 
 #[cfg(test)]
@@ -213,6 +201,14 @@ mod tests {
         let out = unescape_newlines(text);
         assert_eq!(out.as_slice(), b"\nA\\\n\\x\\");
         assert_eq!(out.capacity(), text.len(), "sized once, for the escaped text");
+    }
+
+    #[test]
+    fn lines_carry_their_start_offsets() {
+        let all = |text: &'static [u8]| lines(text).collect::<Vec<_>>();
+        assert_eq!(all(b"ab\n\ncd"), [(0, &b"ab"[..]), (3, b""), (4, b"cd")]);
+        assert_eq!(all(b"x\r\n"), [(0, &b"x\r"[..])]);
+        assert!(all(b"").is_empty());
     }
 
     #[test]
