@@ -531,6 +531,20 @@ mod tests {
     }
 
     #[test]
+    fn server_words_fill_their_bound_exactly_and_no_further() {
+        let words =
+            |text: &str| words_of(read_login_answer(&response(404, &format!(r#"{{"message":"{text}"}}"#)), NOW));
+        // 5 + 39 × 5 = 200 characters: kept whole; one word more is cut, with an ellipsis.
+        let fits = format!("fives{}", " word".repeat(39));
+        assert_eq!(fits.chars().count(), SERVER_WORDS_LEN);
+        assert_eq!(words(&fits), fits);
+        assert_eq!(words(&format!("{fits} word")), format!("{fits}…"));
+        // 6 + 38 × 5 = 196: the next word with its blank would make 201.
+        let almost = format!("sixsix{}", " word".repeat(38));
+        assert_eq!(words(&format!("{almost} word")), format!("{almost}…"));
+    }
+
+    #[test]
     fn escaped_and_duplicated_token_fields_are_read() {
         let escaped = r#"{"token":"a\/b\u0041","token2":{"x":[1,"y"]}}"#;
         assert_eq!(token_of(read_login_answer(&response(200, escaped), NOW)), ("a/bA".into(), None));
