@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::ClientOptions;
 use symphony_auth_core::{
-    AppBackend, AppToken, ConfigError, DEFAULT_APP_TOKEN_STORE_CAPACITY, ExtensionApp, ExtensionAppTokens,
-    TransportFailure, TransportKind, UnixTime, UserClaims,
+    AppBackend, AppToken, DEFAULT_APP_TOKEN_STORE_CAPACITY, ExtensionApp, ExtensionAppTokens, TransportFailure,
+    TransportKind, UnixTime, UserClaims,
 };
 use ureq::Agent;
 
@@ -41,10 +41,7 @@ impl ExtensionAppClient {
     /// # Errors
     /// [`Error::Config`] for a certificate app without a client identity; [`Error::Tls`].
     pub fn new(app: ExtensionApp, options: &ClientOptions) -> Result<Self, Error> {
-        if app.uses_client_certificate() && options.identity.is_none() {
-            return Err(Error::Config(ConfigError::MissingCredentials));
-        }
-        let tls = options.tls_config(rustls_native_certs::load_native_certs)?;
+        let tls = options.extension_app_tls_config(&app, rustls_native_certs::load_native_certs)?;
         let agent = transport::agent(tls, options.proxy.as_ref(), options.connect_timeout, options.timeout)?;
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
         Ok(Self { backend: Mutex::new(backend), agent, max_body: options.max_response_body })

@@ -28,6 +28,23 @@ pub fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Bo
 }
 
 impl ClientOptions {
+    /// [`tls_config`](Self::tls_config) for an extension app's client, which presents the app's certificate when
+    /// the app logs in by certificate (E2, E4).
+    ///
+    /// # Errors
+    /// [`BotError::Config`] ([`ConfigError::MissingCredentials`](crate::ConfigError::MissingCredentials)) for a
+    /// certificate app without a client identity; as [`tls_config`](Self::tls_config).
+    pub fn extension_app_tls_config(
+        &self,
+        app: &crate::ExtensionApp,
+        platform: impl FnOnce() -> CertificateResult,
+    ) -> Result<Arc<ClientConfig>, BotError> {
+        if app.uses_client_certificate() && self.identity.is_none() {
+            return Err(BotError::Config(crate::ConfigError::MissingCredentials));
+        }
+        self.tls_config(platform)
+    }
+
     /// The rustls configuration of these settings. `platform` reads the operating system's store (drivers pass
     /// `rustls_native_certs::load_native_certs`); it is called only when
     /// [`platform_roots`](Self::platform_roots) is set.
@@ -124,6 +141,26 @@ mod tests {
 
     fn no_platform() -> CertificateResult {
         panic!("the platform store is read only when asked for")
+    }
+
+    #[test]
+    fn a_certificate_extension_app_needs_a_client_identity() {
+        let app = |credential| {
+            let app_id = crate::AppId::new("my-app").unwrap();
+            crate::ExtensionApp::new(crate::Endpoints::single("https://pod.example").unwrap(), app_id, credential)
+        };
+        let options = ClientOptions::new();
+        let refused = options.extension_app_tls_config(&app(crate::AppCredential::Certificate), no_platform);
+        assert!(matches!(refused, Err(BotError::Config(crate::ConfigError::MissingCredentials))), "{refused:?}");
+        #[derive(Debug)]
+        struct Constant;
+        impl crate::JwtSigner for Constant {
+            fn sign_rs512(&self, _: &[u8]) -> Result<Vec<u8>, crate::SignError> {
+                Ok(vec![0; 4])
+            }
+        }
+        let signer: Arc<dyn crate::JwtSigner> = Arc::new(Constant);
+        assert!(options.extension_app_tls_config(&app(crate::AppCredential::Rsa(signer)), no_platform).is_ok());
     }
 
     #[test]
