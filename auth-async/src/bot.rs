@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Authenticator, Bearer, BearerStep, Config, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest,
-    MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens, TransportFailure,
-    TransportKind, UnixTime, Want, parse_session_info,
+    ApiStep, Authenticator, Bearer, BearerLease, BearerStep, Config, Flight, FlightLock, HttpRequest, HttpResponse,
+    LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens,
+    TransportFailure, TransportKind, UnixTime, Want, parse_session_info,
 };
 use tokio::sync::Notify;
 use tokio::task::{self, JoinSet};
@@ -135,18 +135,30 @@ impl Bot {
         let mut call = self.inner.lock_flight().api_call(request)?;
         let mut tokens = self.tokens().await?;
         loop {
-            // The Common JWT, when the call carries one: cached, or fetched through A5 first.
+            // The Common JWT, when the call carries one: cached, or fetched through A5 first; while another
+            // task's A5 call is out, wait for it. Registered before the flight is read, so no wake-up is lost.
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
             let bearer = self.inner.lock_flight().bearer(&call, &tokens, now());
             let bearer = match bearer {
                 Bearer::NotNeeded => None,
                 Bearer::Attach(token) => Some(token),
+                Bearer::Follow => {
+                    notified.await;
+                    continue;
+                }
+                Bearer::Relogin(generation) => {
+                    tokens = self.obtain(Want::Newer(generation)).await?;
+                    continue;
+                }
                 Bearer::Fetch(a5) => {
+                    // Dropped with this future if it is cancelled: a follower then fetches instead.
+                    let lease = BearerLease::new(&*self.inner, &tokens);
                     let outcome = {
                         let client = self.inner.client_for(a5.uri());
                         transport::exchange(client, a5, MAX_RESPONSE_BODY, Oversize::Fail).await
                     };
-                    let step = self.inner.lock_flight().handle_bearer(&mut call, &tokens, outcome, now());
-                    match step {
+                    match lease.finish(&mut call, &tokens, outcome, now()) {
                         BearerStep::Attach(token) => Some(token),
                         BearerStep::Relogin(generation) => {
                             tokens = self.obtain(Want::Newer(generation)).await?;

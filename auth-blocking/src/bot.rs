@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Bearer, BearerStep, Config, Event, Flight, FlightLock, HttpRequest, HttpResponse, LoginRequest,
-    MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, State, Step, Ticket, Tokens, TransportFailure, UnixTime,
-    UsageError, Want, parse_session_info,
+    ApiStep, Bearer, BearerLease, BearerStep, Config, Event, Flight, FlightLock, HttpRequest, HttpResponse,
+    LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, State, Step, Ticket, Tokens, TransportFailure,
+    UnixTime, UsageError, Want, parse_session_info,
 };
 use ureq::Agent;
 
@@ -171,16 +171,29 @@ impl Bot {
         let mut call = self.lock().api_call(request)?;
         let mut tokens = self.tokens()?;
         loop {
-            // The Common JWT, when the call carries one: cached, or fetched through A5 first.
-            // A statement of its own: a guard in a `match` scrutinee would be held through the arms.
-            let bearer = self.lock().bearer(&call, &tokens, now());
+            // The Common JWT, when the call carries one: cached, or fetched through A5 first; while another
+            // thread's A5 call is out, wait for it (the guard is released while waiting).
+            let bearer = {
+                let mut flight = self.lock();
+                loop {
+                    match flight.bearer(&call, &tokens, now()) {
+                        Bearer::Follow => flight = self.inner.wake.wait(flight).unwrap_or_else(PoisonError::into_inner),
+                        other => break other,
+                    }
+                }
+            };
             let bearer = match bearer {
                 Bearer::NotNeeded => None,
                 Bearer::Attach(token) => Some(token),
+                Bearer::Follow => continue,
+                Bearer::Relogin(generation) => {
+                    tokens = self.obtain(Want::Newer(generation))?;
+                    continue;
+                }
                 Bearer::Fetch(a5) => {
+                    let lease = BearerLease::new(&*self.inner, &tokens);
                     let outcome = transport::execute(self.inner.agent_for(a5.uri()), a5, MAX_RESPONSE_BODY, false);
-                    let step = self.lock().handle_bearer(&mut call, &tokens, outcome, now());
-                    match step {
+                    match lease.finish(&mut call, &tokens, outcome, now()) {
                         BearerStep::Attach(token) => Some(token),
                         BearerStep::Relogin(generation) => {
                             tokens = self.obtain(Want::Newer(generation))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{https_server, rsa_config};
 use symphony_auth_blocking::Bot;
 use symphony_auth_core::{BearerAuth, CommonJwtSettings, echo, session_info};
-use symphony_auth_testkit::{Endpoint, FakePodServer};
+use symphony_auth_testkit::{Endpoint, FakePodServer, Fault};
 
 fn bot(server: &FakePodServer, settings: CommonJwtSettings) -> Bot {
     let config = rsa_config(server.rsa_endpoints(), common::KEY_2048).with_common_jwt(settings);
@@ -65,5 +65,29 @@ fn per_call_bearers_go_only_where_asked() {
     let mut asked = session_info(bot.config().endpoints());
     asked.extensions_mut().insert(BearerAuth);
     assert_eq!(bot.send(asked).unwrap().status(), 200);
+    assert_eq!(bot.common_jwt_refreshes(), 1);
+}
+
+#[test]
+fn concurrent_calls_without_a_bearer_share_one_a5_call() {
+    // The first A5 answer is held back, so that every thread asks while it is out.
+    let server = https_server(|pod| pod.inject(Endpoint::AccessToken, 1, Fault::Delay(Duration::from_millis(500))));
+    let bot = bot(&server, CommonJwtSettings::on_pod_calls());
+    bot.tokens().unwrap();
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    bot.session_info().map(|info| info.username)
+                })
+            })
+            .collect();
+        for thread in threads {
+            assert_eq!(thread.join().unwrap().unwrap(), common::BOT);
+        }
+    });
+    assert_eq!(server.counters().requests(Endpoint::AccessToken), 1, "one A5 call for every thread");
     assert_eq!(bot.common_jwt_refreshes(), 1);
 }

@@ -319,8 +319,15 @@ pub enum Bearer {
     /// Attach this token ([`ApiCall::request_with`](crate::ApiCall::request_with)).
     Attach(AccessToken),
     /// Send this A5 request first, then hand its outcome to
-    /// [`Flight::handle_bearer`](crate::Flight::handle_bearer).
+    /// [`Flight::handle_bearer`](crate::Flight::handle_bearer) (or through a
+    /// [`BearerLease`](crate::BearerLease)), and wake the callers that follow it.
     Fetch(HttpRequest),
+    /// Another caller's A5 call for the same session is out: wait until woken (as a login follower waits), then
+    /// ask again. Concurrent callers share one A5 call, as they share one login.
+    Follow,
+    /// A5 refused the session token of this generation (for another caller): obtain tokens newer than it
+    /// (`Want::Newer`), then ask again.
+    Relogin(Generation),
 }
 
 /// What came of an A5 call.
@@ -343,6 +350,10 @@ pub(crate) struct BearerCache {
     refreshes: u64,
     /// The login whose `authorizationToken` was looked at: it is used once, never again after a refusal.
     seeded: Option<Generation>,
+    /// The login whose session token a caller's A5 call is out with: other callers follow it.
+    fetching: Option<Generation>,
+    /// The latest login whose session token A5 refused: callers holding its tokens log in rather than ask A5.
+    refused_session: Option<Generation>,
 }
 
 impl BearerCache {
@@ -382,6 +393,33 @@ impl BearerCache {
         if self.current.as_ref().is_some_and(|t| t.expires_at == expires_at && t.generation == generation) {
             self.current = None;
         }
+    }
+
+    /// Whether an A5 call with the session of `generation` is out.
+    pub(crate) fn is_fetching(&self, generation: Generation) -> bool {
+        self.fetching == Some(generation)
+    }
+
+    /// A caller sends A5 with the session of `generation` (a newer login's call takes the place of an older one).
+    pub(crate) fn start_fetch(&mut self, generation: Generation) {
+        self.fetching = Some(generation);
+    }
+
+    /// The A5 call with the session of `generation` is over (answered, failed, or given up).
+    pub(crate) fn end_fetch(&mut self, generation: Generation) {
+        if self.fetching == Some(generation) {
+            self.fetching = None;
+        }
+    }
+
+    /// A5 refused the session of `generation`.
+    pub(crate) fn refuse_session(&mut self, generation: Generation) {
+        self.refused_session = self.refused_session.max(Some(generation));
+    }
+
+    /// Whether A5 refused the session of `generation` (or of a later login).
+    pub(crate) fn is_session_refused(&self, generation: Generation) -> bool {
+        self.refused_session.is_some_and(|refused| refused >= generation)
     }
 
     pub(crate) fn seeded_generation(&self) -> Option<Generation> {

@@ -153,6 +153,48 @@ impl<L: FlightLock> Drop for Ticket<'_, L> {
     }
 }
 
+/// A caller's A5 call ([`Bearer::Fetch`](crate::Bearer::Fetch)) for a flight behind lock `L`, until its outcome
+/// is handed over with [`finish`](Self::finish), which wakes the callers that follow it. Dropped before that (the
+/// caller's thread panicked, its future was cancelled), it gives the call up, so that a follower fetches instead,
+/// and wakes the followers. Hold no guard of the lock when finishing or dropping it: both lock.
+#[derive(Debug)]
+#[must_use = "a lease must be finished with the A5 call's outcome"]
+pub struct BearerLease<'a, L: FlightLock> {
+    lock: &'a L,
+    generation: Generation,
+    done: bool,
+}
+
+impl<'a, L: FlightLock> BearerLease<'a, L> {
+    /// The lease of the A5 call that [`Flight::bearer`] handed out for `tokens`.
+    pub fn new(lock: &'a L, tokens: &Tokens) -> Self {
+        Self { lock, generation: tokens.generation(), done: false }
+    }
+
+    /// As [`Flight::handle_bearer`], then wakes the followers.
+    pub fn finish(
+        mut self,
+        call: &mut ApiCall,
+        tokens: &Tokens,
+        outcome: Result<HttpResponse, TransportFailure>,
+        now: UnixTime,
+    ) -> BearerStep {
+        self.done = true;
+        let step = self.lock.lock_flight().handle_bearer(call, tokens, outcome, now);
+        self.lock.wake_followers();
+        step
+    }
+}
+
+impl<L: FlightLock> Drop for BearerLease<'_, L> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.lock.lock_flight().abandon_bearer(self.generation);
+            self.lock.wake_followers();
+        }
+    }
+}
+
 /// An [`Authenticator`] shared by many callers, each of which [joins](Self::join) and [polls](Self::poll) it.
 #[derive(Debug)]
 pub struct Flight {
@@ -347,7 +389,9 @@ impl Flight {
     /// What `call` needs before its next attempt with `tokens`: no bearer, the cached access token (at first the
     /// login's own `authorizationToken`, when the pod sent one that is not about to expire), or an A5 call first
     /// (none cached for this login, or the cached one is within its leeway of expiring). Concurrent callers
-    /// that find no usable token each fetch one; the last fetched is kept.
+    /// that find no usable token share one A5 call: the first fetches, the others [follow](Bearer::Follow) it
+    /// until [`handle_bearer`](Self::handle_bearer) or [`abandon_bearer`](Self::abandon_bearer) ends it; when
+    /// A5 refused the session they [log in](Bearer::Relogin) instead.
     pub fn bearer(&mut self, call: &ApiCall, tokens: &Tokens, now: UnixTime) -> Bearer {
         let Some(settings) = self.machine.config().common_jwt() else { return Bearer::NotNeeded };
         if !call.wants_bearer() {
@@ -360,14 +404,27 @@ impl Flight {
             let seeded = self.bearer.seeded_generation() != Some(tokens.generation());
             seeded.then(|| self.bearer.seed_from_login(tokens, leeway, now)).flatten()
         });
+        let generation = tokens.generation();
         match cached {
             Some(token) => Bearer::Attach(token),
-            None => Bearer::Fetch(access_token_request(self.machine.config().endpoints(), settings.scope(), tokens)),
+            None if self.bearer.is_session_refused(generation) => Bearer::Relogin(generation),
+            None if self.bearer.is_fetching(generation) => Bearer::Follow,
+            None => {
+                self.bearer.start_fetch(generation);
+                Bearer::Fetch(access_token_request(self.machine.config().endpoints(), settings.scope(), tokens))
+            }
         }
     }
 
+    /// The A5 call that [`bearer`](Self::bearer) handed out for the tokens of `generation` will never be
+    /// answered (its caller went away): the next caller to ask fetches instead. Wake the followers after it.
+    pub fn abandon_bearer(&mut self, generation: Generation) {
+        self.bearer.end_fetch(generation);
+    }
+
     /// What came of the A5 call [`bearer`](Self::bearer) asked for with `tokens`. A 401 means the session token
-    /// is no longer good: one new login per call, then A5 again; a second 401 expires those tokens too.
+    /// is no longer good: one new login per call, then A5 again; a second 401 expires those tokens too. Wake the
+    /// callers that [follow](Bearer::Follow) the A5 call after it: they take its token, or its refusal.
     pub fn handle_bearer(
         &mut self,
         call: &mut ApiCall,
@@ -375,11 +432,13 @@ impl Flight {
         outcome: Result<HttpResponse, TransportFailure>,
         now: UnixTime,
     ) -> BearerStep {
+        self.bearer.end_fetch(tokens.generation());
         let response = match outcome {
             Ok(response) => response,
             Err(failure) => return BearerStep::Fail(AccessTokenError::Transport(failure)),
         };
         if response.status() == http::StatusCode::UNAUTHORIZED {
+            self.bearer.refuse_session(tokens.generation());
             if call.bearer_relogin() {
                 return BearerStep::Relogin(tokens.generation());
             }

@@ -67,7 +67,7 @@ pub use extension_app::{
     ExtensionApp, ExtensionAppError, ExtensionAppTokens, MIN_APP_TOKEN_RANDOM_BYTES, POD_CERTIFICATE_PATH,
     PairCheckError, SymphonyToken, parse_extension_app_tokens,
 };
-pub use flight::{Caller, Flight, FlightLock, Report, Step, Ticket, Want};
+pub use flight::{BearerLease, Caller, Flight, FlightLock, Report, Step, Ticket, Want};
 pub use health::{
     AGENT_HEALTH_EXTENDED_PATH, AGENT_HEALTH_PATH, AgentHealth, AgentServiceUsers, AgentServices, HealthError,
     HealthStatus, ServiceHealth, ServiceUserHealth, agent_health, agent_health_extended, parse_agent_health,

@@ -238,6 +238,8 @@ impl Run {
                     Bearer::NotNeeded => (json!({ "type": "not_needed" }), None),
                     Bearer::Attach(token) => (access_token("attach", &token), Some(token)),
                     Bearer::Fetch(a5) => (json!({ "type": "fetch", "request": request(&a5) }), None),
+                    Bearer::Follow => (json!({ "type": "follow" }), None),
+                    Bearer::Relogin(generation) => (json!({ "type": "relogin", "generation": generation.get() }), None),
                 };
                 call.bearer = bearer;
                 result
@@ -349,6 +351,8 @@ fn every_kind_of_input_and_answer_is_covered() {
         "bearer:not_needed",
         "bearer:attach",
         "bearer:fetch",
+        "bearer:follow",
+        "bearer:relogin",
         "bearer_answer:attach",
         "bearer_answer:relogin",
         "bearer_answer:fail",

@@ -359,3 +359,102 @@ fn the_logins_authorization_token_is_the_first_bearer() {
     let a5 = fetch(flight.bearer(&call, &tokens, NOW));
     assert_eq!(a5.uri().path(), "/login/idm/tokens");
 }
+
+/// Concurrent callers that find no usable bearer share one A5 call: the first fetches, the others follow it and
+/// take its token.
+#[test]
+fn concurrent_callers_share_one_a5_call() {
+    let mut flight = flight(CommonJwtSettings::on_pod_calls());
+    let tokens = login(&mut flight, Want::Current, "session-1", NOW);
+    let mut calls: Vec<_> = (0..5).map(|_| flight.api_call(sessioninfo()).unwrap()).collect();
+    let _ = fetch(flight.bearer(&calls[0], &tokens, NOW));
+    for call in &calls[1..] {
+        assert!(matches!(flight.bearer(call, &tokens, NOW), Bearer::Follow), "one A5 call at a time");
+    }
+    let token = access_jwt("shared", 1_700_000_100);
+    let _ = attached(flight.handle_bearer(&mut calls[0], &tokens, Ok(a5_answer(&token, 100)), NOW));
+    for call in &calls[1..] {
+        match flight.bearer(call, &tokens, NOW) {
+            Bearer::Attach(shared) => assert_eq!(shared.expose_secret(), token),
+            other => panic!("expected the shared token, got {other:?}"),
+        }
+    }
+    assert_eq!(flight.common_jwt_refreshes(), 1);
+}
+
+/// The A5 call of a caller that went away, or that failed below HTTP, no longer holds the others: the next to ask
+/// fetches.
+#[test]
+fn a_follower_fetches_when_the_a5_call_is_abandoned_or_fails() {
+    let mut flight = flight(CommonJwtSettings::on_pod_calls());
+    let tokens = login(&mut flight, Want::Current, "session-1", NOW);
+    let mut first = flight.api_call(sessioninfo()).unwrap();
+    let second = flight.api_call(sessioninfo()).unwrap();
+    let _ = fetch(flight.bearer(&first, &tokens, NOW));
+    assert!(matches!(flight.bearer(&second, &tokens, NOW), Bearer::Follow));
+    flight.abandon_bearer(tokens.generation());
+    let _ = fetch(flight.bearer(&second, &tokens, NOW));
+    assert!(matches!(flight.bearer(&first, &tokens, NOW), Bearer::Follow));
+    let failure = crate::error::TransportFailure::new(crate::error::TransportKind::Timeout, "test");
+    assert!(matches!(flight.handle_bearer(&mut first, &tokens, Err(failure), NOW), BearerStep::Fail(_)));
+    let _ = fetch(flight.bearer(&first, &tokens, NOW));
+    assert_eq!(flight.common_jwt_refreshes(), 0);
+}
+
+/// When the A5 call others follow is refused (401), they log in instead of asking A5 with the same dead session;
+/// the login that follows asks A5 again.
+#[test]
+fn followers_of_a_refused_a5_call_log_in_instead() {
+    let mut flight = flight(CommonJwtSettings::on_pod_calls());
+    let tokens = login(&mut flight, Want::Current, "session-1", NOW);
+    let mut first = flight.api_call(sessioninfo()).unwrap();
+    let second = flight.api_call(sessioninfo()).unwrap();
+    let _ = fetch(flight.bearer(&first, &tokens, NOW));
+    assert!(matches!(flight.bearer(&second, &tokens, NOW), Bearer::Follow));
+    let refused = flight.handle_bearer(&mut first, &tokens, Ok(response(401, "")), NOW);
+    assert!(matches!(refused, BearerStep::Relogin(g) if g == tokens.generation()));
+    assert!(matches!(flight.bearer(&second, &tokens, NOW), Bearer::Relogin(g) if g == tokens.generation()));
+    let fresh = login(&mut flight, Want::Newer(tokens.generation()), "session-2", NOW);
+    let a5 = fetch(flight.bearer(&second, &fresh, NOW));
+    assert_eq!(a5.headers()["sessionToken"], "session-2");
+}
+
+/// A lease dropped before its answer (a panicked thread, a cancelled future) gives the A5 call up and wakes the
+/// followers; a finished one hands its token over and wakes them.
+#[test]
+fn a_bearer_lease_wakes_the_followers_however_it_ends() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, MutexGuard};
+
+    use crate::flight::{BearerLease, FlightLock};
+
+    struct Lock(Mutex<Flight>, AtomicUsize);
+    impl FlightLock for Lock {
+        type Guard<'a> = MutexGuard<'a, Flight>;
+        fn lock_flight(&self) -> MutexGuard<'_, Flight> {
+            self.0.lock().unwrap()
+        }
+        fn wake_followers(&self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+        fn now(&self) -> UnixTime {
+            NOW
+        }
+    }
+    let mut inner = flight(CommonJwtSettings::on_pod_calls());
+    let tokens = login(&mut inner, Want::Current, "session-1", NOW);
+    let lock = Lock(Mutex::new(inner), AtomicUsize::new(0));
+    let mut call = lock.lock_flight().api_call(sessioninfo()).unwrap();
+    let other = lock.lock_flight().api_call(sessioninfo()).unwrap();
+
+    let _ = fetch(lock.lock_flight().bearer(&call, &tokens, NOW));
+    drop(BearerLease::new(&lock, &tokens));
+    assert_eq!(lock.1.load(Ordering::SeqCst), 1, "dropped: the followers are woken");
+    let _ = fetch(lock.lock_flight().bearer(&other, &tokens, NOW));
+
+    let lease = BearerLease::new(&lock, &tokens);
+    let token = access_jwt("leased", 1_700_000_100);
+    let _ = attached(lease.finish(&mut call, &tokens, Ok(a5_answer(&token, 100)), NOW));
+    assert_eq!(lock.1.load(Ordering::SeqCst), 2, "finished: the followers are woken once");
+    assert!(matches!(lock.lock_flight().bearer(&other, &tokens, NOW), Bearer::Attach(_)));
+}
