@@ -69,7 +69,9 @@ pub(crate) fn verify_jwt(path: &Path, jwt: &str, json: bool) -> Result<(), Failu
 
 /// The app's client and the host its calls go to (for naming an unreachable host).
 fn client(path: &Path) -> Result<(ExtensionAppClient, String), Failure> {
-    let loaded = crate::load_config_file(path)?;
+    // The app's settings: a file with an `app` section needs no `bot` one.
+    let read = &mut |file: &Path| std::fs::read(file);
+    let loaded = crate::read_config_file(path)?.load_app(read).map_err(Error::from)?;
     let app = read_app(path)?;
     let endpoints = loaded.config.endpoints().clone();
     let host = if app.certificate { endpoints.session_auth.host() } else { endpoints.pod.host() }.to_owned();

@@ -44,6 +44,12 @@ pub enum BdkConfigError {
     /// Neither RSA nor certificate authentication is configured.
     #[error("no bot credentials: set `bot.privateKey.path` (RSA) or `bot.certificate.path` (certificate)")]
     NoCredentials,
+    /// A bot was asked of a file that configures an app only (an `app` section, no `bot` one).
+    #[error(
+        "no `bot` section: the file configures an app only (`app.*`); a bot needs `bot.username` and \
+         `bot.privateKey` or `bot.certificate`"
+    )]
+    NoBot,
     /// Both `path` and `content` are set.
     #[error("both `{0}.path` and `{0}.content` are set: choose one")]
     BothPathAndContent(&'static str),
@@ -134,6 +140,8 @@ pub enum CredentialSource {
         /// `bot.certificate.password`.
         password: Option<SecretString>,
     },
+    /// No `bot` section: the file configures an app only (`app.*`), for OBO and extension apps.
+    Absent,
 }
 
 impl CredentialSource {
@@ -141,7 +149,7 @@ impl CredentialSource {
     #[must_use]
     pub fn is_pkcs12(&self) -> bool {
         match self {
-            Self::RsaKey(_) => false,
+            Self::RsaKey(_) | Self::Absent => false,
             Self::Certificate { source, password } => {
                 password.is_some()
                     || matches!(source, Source::Path(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx")))
@@ -215,9 +223,9 @@ fn percent_encode_into(text: &str, out: &mut String) {
 pub struct BotSettings {
     /// Where the services are.
     pub endpoints: Endpoints,
-    /// `bot.username`.
+    /// `bot.username`; empty in an app-only file (see [`has_bot`](Self::has_bot)).
     pub username: String,
-    /// The credentials.
+    /// The credentials; [`CredentialSource::Absent`] in an app-only file.
     pub credentials: CredentialSource,
     /// `ssl.trustStore`: a PEM bundle of extra root certificates, added to the defaults.
     pub trust_store: Option<Source>,
@@ -244,6 +252,13 @@ pub struct BotSettings {
 }
 
 impl BotSettings {
+    /// Whether the file configures a bot (`bot.*`); an app-only file (`app.*` and no `bot` section) does not,
+    /// and serves OBO ([`load_obo`](Self::load_obo)) and extension apps ([`load_app`](Self::load_app)) only.
+    #[must_use]
+    pub fn has_bot(&self) -> bool {
+        !matches!(self.credentials, CredentialSource::Absent)
+    }
+
     /// The machine configuration for these settings, with the login method the driver built from
     /// [`credentials`](Self::credentials).
     pub fn to_config(&self, method: LoginMethod) -> Result<Config, ConfigError> {
@@ -301,6 +316,24 @@ impl BotSettings {
         .map_err(invalid)?;
         let config = config.with_retry(self.retry.clone()).with_default_headers(self.default_headers.clone());
         self.loaded(config, identity, read)
+    }
+
+    /// The app of `app.*` as an extension app (Circle of Trust) sees it: its key (a configuration whose login
+    /// method signs with it, `username` being the app id) or its client certificate (the identity), with the
+    /// file's hosts, trust store, proxies and timeouts. Needs no `bot` section.
+    ///
+    /// # Errors
+    /// As [`load_obo`](Self::load_obo).
+    pub fn load_app(
+        &self,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
+        let app = self.app.as_ref().ok_or(BdkConfigError::MissingKey("app.appId"))?;
+        let credentials = app.credentials.as_ref().ok_or(BdkConfigError::MissingKey("app.privateKey"))?;
+        let (method, identity) = load_credentials("app", credentials, read)?;
+        let config = Config::new(self.endpoints.clone(), &app.app_id, method)
+            .map_err(|source| ConfigFileError::Invalid { key: "app", source })?;
+        self.loaded(self.adjust(config), identity, read)
     }
 
     fn loaded(
@@ -374,6 +407,7 @@ fn load_credentials(
             key: key_name.into(),
             reason: "this build has no JWT signer: enable the `rsa-signer` or `ring-signer` feature".into(),
         })),
+        CredentialSource::Absent => Err(ConfigFileError::Parse(BdkConfigError::NoBot)),
         CredentialSource::Certificate { source, password } => {
             let data = zeroize::Zeroizing::new(bytes(certificate_name, source, read)?);
             let identity = if credentials.is_pkcs12() {

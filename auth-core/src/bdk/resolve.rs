@@ -122,41 +122,13 @@ pub(super) fn resolve<'a>(root: &'a Mapping) -> Result<BotSettings, BdkConfigErr
         BdkConfigError::Invalid { key, source }
     })?;
 
+    let app = super::extras::app(root)?;
     let bot = mapping(get(Some(root), "bot"), "bot", "a mapping (`username`, `privateKey` or `certificate`)")?;
-    let username = string(get(bot, "username"), "bot.username")?
-        .filter(|u| !u.trim().is_empty())
-        .ok_or(BdkConfigError::MissingKey("bot.username"))?
-        .to_owned();
-    let private_key = raw_source(bot, "bot.privateKey")?;
-    let certificate = raw_source(bot, "bot.certificate")?;
-    let key = source(
-        "bot.privateKey",
-        private_key.as_ref().and_then(|k| k.path).or(string(get(bot, "privateKeyPath"), "bot.privateKeyPath")?),
-        private_key
-            .as_ref()
-            .and_then(|k| k.content)
-            .or(string(get(bot, "privateKeyContent"), "bot.privateKeyContent")?),
-    )?;
-    let certificate_source = source(
-        "bot.certificate",
-        certificate.as_ref().and_then(|c| c.path).or(string(get(bot, "certificatePath"), "bot.certificatePath")?),
-        certificate
-            .as_ref()
-            .and_then(|c| c.content)
-            .or(string(get(bot, "certificateContent"), "bot.certificateContent")?),
-    )?;
-    let certificate_password = certificate
-        .as_ref()
-        .and_then(|c| c.password)
-        .or(string(get(bot, "certificatePassword"), "bot.certificatePassword")?);
-    let credentials = match (key, certificate_source) {
-        (Some(_), Some(_)) => return Err(BdkConfigError::BothRsaAndCertificate),
-        (Some(key), None) => CredentialSource::RsaKey(key),
-        (None, Some(certificate)) => CredentialSource::Certificate {
-            source: certificate,
-            password: certificate_password.filter(|p| !p.is_empty()).map(|p| SecretString::from(p.to_owned())),
-        },
-        (None, None) => return Err(BdkConfigError::NoCredentials),
+    // A file with an `app` section and no `bot` one configures an app only (OBO, extension apps): no bot
+    // credentials to read, and `load` says so when asked for a bot.
+    let (username, credentials) = match (bot, &app) {
+        (None, Some(_)) => (String::new(), CredentialSource::Absent),
+        (bot, _) => bot_credentials(bot)?,
     };
 
     let ssl = mapping(get(Some(root), "ssl"), "ssl", "a mapping (`trustStore`)")?;
@@ -222,11 +194,51 @@ pub(super) fn resolve<'a>(root: &'a Mapping) -> Result<BotSettings, BdkConfigErr
         proxies,
         connect_timeout: millis("connectionTimeout")?,
         read_timeout: millis("readTimeout")?,
-        app: super::extras::app(root)?,
+        app,
         key_manager: super::extras::key_manager_policy(root)?,
         default_headers: super::extras::default_headers(root)?,
         common_jwt,
     })
+}
+
+/// `bot.username` and the bot's key or certificate.
+fn bot_credentials(bot: Option<&Mapping>) -> Result<(String, CredentialSource), BdkConfigError> {
+    let username = string(get(bot, "username"), "bot.username")?
+        .filter(|u| !u.trim().is_empty())
+        .ok_or(BdkConfigError::MissingKey("bot.username"))?
+        .to_owned();
+    let private_key = raw_source(bot, "bot.privateKey")?;
+    let certificate = raw_source(bot, "bot.certificate")?;
+    let key = source(
+        "bot.privateKey",
+        private_key.as_ref().and_then(|k| k.path).or(string(get(bot, "privateKeyPath"), "bot.privateKeyPath")?),
+        private_key
+            .as_ref()
+            .and_then(|k| k.content)
+            .or(string(get(bot, "privateKeyContent"), "bot.privateKeyContent")?),
+    )?;
+    let certificate_source = source(
+        "bot.certificate",
+        certificate.as_ref().and_then(|c| c.path).or(string(get(bot, "certificatePath"), "bot.certificatePath")?),
+        certificate
+            .as_ref()
+            .and_then(|c| c.content)
+            .or(string(get(bot, "certificateContent"), "bot.certificateContent")?),
+    )?;
+    let certificate_password = certificate
+        .as_ref()
+        .and_then(|c| c.password)
+        .or(string(get(bot, "certificatePassword"), "bot.certificatePassword")?);
+    let credentials = match (key, certificate_source) {
+        (Some(_), Some(_)) => return Err(BdkConfigError::BothRsaAndCertificate),
+        (Some(key), None) => CredentialSource::RsaKey(key),
+        (None, Some(certificate)) => CredentialSource::Certificate {
+            source: certificate,
+            password: certificate_password.filter(|p| !p.is_empty()).map(|p| SecretString::from(p.to_owned())),
+        },
+        (None, None) => return Err(BdkConfigError::NoCredentials),
+    };
+    Ok((username, credentials))
 }
 
 pub(super) fn source(

@@ -396,3 +396,35 @@ fn a_java_keystore_trust_store_names_the_keytool_command() {
             .is_ok()
     );
 }
+
+/// A file with an `app` section and no `bot` one serves OBO and extension apps; asked for a bot, it says what
+/// is missing. Without the `app` section, the missing `bot.username` is reported as before.
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[test]
+fn an_app_only_file_serves_obo_and_extension_apps_but_no_bot() {
+    const KEY: &[u8] = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
+    let text = "host: acme.symphony.com\napp:\n  appId: my-app\n  privateKey:\n    path: /keys/app.pem\n";
+    let settings = parse(text).unwrap();
+    assert!(!settings.has_bot());
+    assert!(matches!(settings.credentials, CredentialSource::Absent));
+    let mut read = |path: &std::path::Path| {
+        assert_eq!(path, std::path::Path::new("/keys/app.pem"), "only the app's key is read");
+        Ok(KEY.to_vec())
+    };
+    let error = settings.load(&mut read).unwrap_err();
+    assert!(matches!(error, ConfigFileError::Parse(BdkConfigError::NoBot)), "{error:?}");
+    assert!(error.to_string().contains("no `bot` section"), "{error}");
+
+    let obo = settings.load_obo(crate::OboUser::id(12345), &mut read).unwrap();
+    assert_eq!(obo.config.username().as_str(), "my-app");
+    assert_eq!(obo.config.key_manager(), KeyManagerPolicy::Never, "an OBO session has no key-manager token");
+    let app = settings.load_app(&mut read).unwrap();
+    assert_eq!(app.config.username().as_str(), "my-app");
+    assert!(matches!(app.config.method(), crate::config::LoginMethod::Rsa(_)));
+    assert_eq!(app.config.endpoints().pod.to_string(), "https://acme.symphony.com:443");
+
+    assert_eq!(parse("host: acme.symphony.com\n").unwrap_err(), BdkConfigError::MissingKey("bot.username"));
+    let with_bot = parse(RSA_YAML).unwrap();
+    assert!(with_bot.has_bot());
+    assert_eq!(with_bot.load_app(&mut read).unwrap_err().to_string(), "missing key `app.privateKey`");
+}
