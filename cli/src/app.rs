@@ -41,8 +41,11 @@ pub(crate) fn app_auth(path: &Path, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `verify-jwt`: the user JWT's claims, verified against the pod certificate.
+/// `verify-jwt`: the user JWT's claims, verified against the pod certificate. `-` reads the JWT from standard
+/// input, so that it does not show in the process list.
 pub(crate) fn verify_jwt(path: &Path, jwt: &str, json: bool) -> Result<(), Failure> {
+    let from_stdin = if jwt == "-" { Some(jwt_from_stdin()?) } else { None };
+    let jwt = from_stdin.as_deref().map_or(jwt, |text| text.trim());
     let (client, host) = client(path)?;
     client.fetch_pod_certificate().map_err(|e| Failure::of_request(e, &host))?;
     let claims = client.verify_jwt(jwt).map_err(Failure::from)?;
@@ -65,6 +68,27 @@ pub(crate) fn verify_jwt(path: &Path, jwt: &str, json: bool) -> Result<(), Failu
         println!("user {name} (user id {}), JWT valid until {}", claims.user_id, claims.expires_at.as_secs());
     }
     Ok(())
+}
+
+/// A JWT is a few kilobytes: more on standard input is not one.
+const MAX_JWT_INPUT: u64 = 64 * 1024;
+
+/// The JWT piped to `--jwt -`, in a buffer wiped on drop.
+fn jwt_from_stdin() -> Result<zeroize::Zeroizing<String>, Failure> {
+    use std::io::Read as _;
+    let usage = |message: &str| Failure::new(Class::Usage, format!("--jwt -: {message}"));
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(MAX_JWT_INPUT + 1)
+        .read_to_string(&mut text)
+        .map_err(|_| usage("standard input is not readable UTF-8 text"))?;
+    if text.len() as u64 > MAX_JWT_INPUT {
+        return Err(usage("standard input holds more than 64 KiB, which is no JWT"));
+    }
+    if text.trim().is_empty() {
+        return Err(usage("standard input holds no JWT"));
+    }
+    Ok(text)
 }
 
 /// The app's client and the host its calls go to (for naming an unreachable host).

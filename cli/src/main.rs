@@ -9,7 +9,8 @@
 //! - `symphony-auth watch --config FILE --seconds S`: one bot for S seconds, calls every second, counts.
 //! - `symphony-auth app-auth --config FILE [--json]`: an extension app's authentication, pair check and pod
 //!   certificate.
-//! - `symphony-auth verify-jwt --config FILE --jwt JWT [--json]`: a user JWT checked against the pod certificate.
+//! - `symphony-auth verify-jwt --config FILE --jwt JWT|- [--json]`: a user JWT (`-`: read from standard input)
+//!   checked against the pod certificate.
 //! - `symphony-auth completions SHELL`: a completion script for the shell.
 //!
 //! A failure prints one line on stderr, whose prefix and exit code tell its class (see [`EXIT_CODES`]). Nothing
@@ -166,7 +167,7 @@ enum Command {
         /// The BDK configuration file, with an `app` section
         #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
         config: PathBuf,
-        /// The user JWT (never printed)
+        /// The user JWT (never printed); `-` reads it from standard input, keeping it out of the process list
         #[arg(long, value_name = "JWT")]
         jwt: String,
         /// Print one JSON object instead of the summary

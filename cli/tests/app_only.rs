@@ -1,5 +1,5 @@
 //! Configuration files with an `app` section and no `bot` one: `obo`, `app-auth` and `verify-jwt` run from them,
-//! `login` says what is missing.
+//! `login` says what is missing; and `verify-jwt --jwt -` reads the JWT from standard input.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -134,6 +134,28 @@ fn verify_jwt_runs_from_an_app_only_file() {
     let jwt = server.pod().pod_certificate().unwrap().mint(&UserJwt::valid(APP, 12345, "jdoe", SystemTime::now()));
     let object = json_out(&run(&["verify-jwt", "--config", config.to_str().unwrap(), "--jwt", &jwt, "--json"], b""));
     assert_eq!((object["user_id"].as_u64(), object["username"].as_str()), (Some(12345), Some("jdoe")));
+}
+
+#[test]
+fn verify_jwt_reads_the_jwt_from_standard_input() {
+    let server = server(true);
+    let config = app_only_config("stdin", &server, true);
+    let config = config.to_str().unwrap();
+    let mint = |jwt: &UserJwt| server.pod().pod_certificate().unwrap().mint(jwt);
+    let jwt = mint(&UserJwt::valid(APP, 12345, "jdoe", SystemTime::now()));
+    let by_argument = json_out(&run(&["verify-jwt", "--config", config, "--jwt", &jwt, "--json"], b""));
+    // A line, as `echo "$JWT" |` writes it.
+    let piped = run(&["verify-jwt", "--config", config, "--jwt", "-", "--json"], format!("{jwt}\n").as_bytes());
+    assert_eq!(json_out(&piped), by_argument);
+
+    let expired = mint(&UserJwt::valid(APP, 1, "a", SystemTime::now()).expired(Duration::from_secs(60)));
+    let (code, line) = failure(&run(&["verify-jwt", "--config", config, "--jwt", "-"], expired.as_bytes()));
+    assert_eq!(code, 4, "{line}");
+    assert!(line.contains("expired"), "{line}");
+
+    let (code, line) = failure(&run(&["verify-jwt", "--config", config, "--jwt", "-"], b"  \n"));
+    assert_eq!(code, 2, "an empty standard input is a usage error: {line}");
+    assert!(line.contains("--jwt -") && line.contains("no JWT"), "{line}");
 }
 
 #[test]
