@@ -3,13 +3,13 @@
 //! core's; this file moves bytes.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use symphony_auth_core::driver::ClientOptions;
 use symphony_auth_core::{
-    AppBackend, AppBackendError, AppToken, DEFAULT_APP_TOKEN_STORE_CAPACITY, ExtensionApp, ExtensionAppTokens,
-    TransportFailure, TransportKind, UnixTime, UserClaims,
+    AppBackend, AppBackendError, AppToken, DEFAULT_APP_TOKEN_STORE_CAPACITY, Endpoints, ExtensionApp,
+    ExtensionAppTokens, TransportFailure, TransportKind, UnixTime, UserClaims,
 };
 
 use tokio::task;
@@ -22,7 +22,12 @@ use crate::transport::{self, Oversize};
 /// certificate (E3 or E4, fetched once). The same surface as the blocking driver's. `Send + Sync`.
 pub struct ExtensionAppClient {
     backend: Mutex<AppBackend>,
-    client: reqwest::Client,
+    /// One per distinct proxy of [`ClientOptions::clients_needed`], as a bot has.
+    clients: Vec<reqwest::Client>,
+    /// Which client carries a request: the options' proxies (the client certificate is left out: it is in the
+    /// clients' TLS configuration already), over the app's hosts.
+    routing: ClientOptions,
+    endpoints: Endpoints,
     max_body: usize,
 }
 
@@ -37,16 +42,23 @@ fn now() -> UnixTime {
 }
 
 impl ExtensionAppClient {
-    /// A client for `app`, with `options`' TLS roots, timeouts and proxy; a certificate app needs its client
-    /// certificate in `options.identity`.
+    /// A client for `app`, with `options`' TLS roots, timeouts and proxies (each request through its service's
+    /// proxy, as a bot's); a certificate app needs its client certificate in `options.identity`.
     ///
     /// # Errors
     /// [`Error::Config`] for a certificate app without a client identity; [`Error::Tls`].
     pub fn new(app: ExtensionApp, options: &ClientOptions) -> Result<Self, Error> {
         let tls = options.extension_app_tls_config(&app, rustls_native_certs::load_native_certs)?;
-        let client = transport::build_client(options, options.proxy.as_ref(), tls)?;
+        let clients = options
+            .clients_needed()
+            .iter()
+            .map(|proxy| transport::build_client(options, proxy.as_ref(), Arc::clone(&tls)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut routing = options.clone();
+        routing.identity = None;
+        let endpoints = app.endpoints().clone();
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
-        Ok(Self { backend: Mutex::new(backend), client, max_body: options.max_response_body })
+        Ok(Self { backend: Mutex::new(backend), clients, routing, endpoints, max_body: options.max_response_body })
     }
 
     /// Authenticates the app with a fresh app token (64 random bytes, hex) and keeps the pair. Hand
@@ -71,7 +83,8 @@ impl ExtensionAppClient {
         .map_err(|failed| {
             TransportFailure::new(TransportKind::Other, format!("the signing task failed: {failed}"))
         })??;
-        let response = transport::exchange(&self.client, request, self.max_body, Oversize::Fail).await?;
+        let response =
+            transport::exchange(self.client_for(request.uri()), request, self.max_body, Oversize::Fail).await?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
 
@@ -89,7 +102,8 @@ impl ExtensionAppClient {
     /// [`Error::ExtensionApp`] for a refusal or an unusable certificate; [`Error::Transport`].
     pub async fn fetch_pod_certificate(&self) -> Result<(), Error> {
         let Some(request) = self.lock().pod_certificate_request() else { return Ok(()) };
-        let response = transport::exchange(&self.client, request, self.max_body, Oversize::Fail).await?;
+        let response =
+            transport::exchange(self.client_for(request.uri()), request, self.max_body, Oversize::Fail).await?;
         Ok(self.lock().handle_pod_certificate(&response)?)
     }
 
@@ -102,6 +116,13 @@ impl ExtensionAppClient {
     pub async fn verify_jwt(&self, jwt: &str) -> Result<UserClaims, Error> {
         self.fetch_pod_certificate().await?;
         Ok(self.lock().verify_user_jwt(jwt, now())?)
+    }
+
+    /// The client of the service `uri` is on.
+    fn client_for(&self, uri: &http::Uri) -> &reqwest::Client {
+        let index = self.routing.client_index(&self.endpoints, uri);
+        // `client_index` is within `clients_needed`, from which the clients were built.
+        &self.clients[index.min(self.clients.len() - 1)]
     }
 
     fn lock(&self) -> MutexGuard<'_, AppBackend> {

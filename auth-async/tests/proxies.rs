@@ -62,3 +62,32 @@ async fn a_proxy_for_one_service_carries_that_service_only() {
     assert!(!targets.is_empty() && targets.iter().all(|t| *t == pod), "only the pod through the proxy: {targets:?}");
     assert_eq!(server.counters().requests(Endpoint::KeyManagerLogin), 1, "the key manager was reached directly");
 }
+
+/// An extension app's calls go through the proxy of the service they are on, as a bot's do: the pod's own proxy
+/// carries E1 and E3, and a root proxy that is down is never tried for them.
+#[tokio::test]
+async fn an_extension_app_uses_its_services_proxy() {
+    use std::sync::Arc;
+
+    use symphony_auth_async::ExtensionAppClient;
+    use symphony_auth_core::driver::{ClientOptions, ProxyUrl, parse_certificates};
+    use symphony_auth_core::{AppCredential, AppId, ExtensionApp, RsaSigner, Service};
+
+    let server = https_server(|pod| pod.add_extension_app("my-app", PUBLIC_KEY).unwrap());
+    let (proxy, targets) = connect_proxy();
+    // A port bound and closed at once: a request sent through the root proxy fails.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut options = ClientOptions::new();
+    options.extra_roots = parse_certificates(server.ca_pem().as_bytes()).unwrap();
+    options.proxy = Some(ProxyUrl::parse(&format!("http://{dead}")).unwrap());
+    options.service_proxies = vec![(Service::Pod, Some(ProxyUrl::parse(&proxy).unwrap()))];
+    let signer = Arc::new(RsaSigner::from_pem(KEY).unwrap());
+    let app = ExtensionApp::new(server.rsa_endpoints(), AppId::new("my-app").unwrap(), AppCredential::Rsa(signer));
+    let client = ExtensionAppClient::new(app, &options).unwrap();
+    let tokens = client.authenticate().await.unwrap();
+    assert_eq!(tokens.app_id(), "my-app");
+    client.fetch_pod_certificate().await.unwrap();
+    let targets = targets.lock().unwrap().clone();
+    let pod = server.addr(Role::Pod).to_string();
+    assert!(!targets.is_empty() && targets.iter().all(|t| *t == pod), "through the pod's proxy: {targets:?}");
+}

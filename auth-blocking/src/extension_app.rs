@@ -2,13 +2,13 @@
 //! (its client certificate, for a certificate app). Every decision is the core's; this file moves bytes.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use symphony_auth_core::driver::ClientOptions;
 use symphony_auth_core::{
-    AppBackend, AppToken, DEFAULT_APP_TOKEN_STORE_CAPACITY, ExtensionApp, ExtensionAppTokens, TransportFailure,
-    TransportKind, UnixTime, UserClaims,
+    AppBackend, AppToken, DEFAULT_APP_TOKEN_STORE_CAPACITY, Endpoints, ExtensionApp, ExtensionAppTokens,
+    TransportFailure, TransportKind, UnixTime, UserClaims,
 };
 use ureq::Agent;
 
@@ -20,7 +20,12 @@ use crate::transport;
 /// certificate (E3 or E4, fetched once). `Send + Sync`.
 pub struct ExtensionAppClient {
     backend: Mutex<AppBackend>,
-    agent: Agent,
+    /// One per distinct proxy of [`ClientOptions::clients_needed`], as a bot has.
+    agents: Vec<Agent>,
+    /// Which agent carries a request: the options' proxies (the client certificate is left out: it is in the
+    /// agents' TLS configuration already), over the app's hosts.
+    routing: ClientOptions,
+    endpoints: Endpoints,
     max_body: usize,
 }
 
@@ -35,16 +40,23 @@ fn now() -> UnixTime {
 }
 
 impl ExtensionAppClient {
-    /// A client for `app`, with `options`' TLS roots, timeouts and proxy; a certificate app needs its client
-    /// certificate in `options.identity`.
+    /// A client for `app`, with `options`' TLS roots, timeouts and proxies (each request through its service's
+    /// proxy, as a bot's); a certificate app needs its client certificate in `options.identity`.
     ///
     /// # Errors
     /// [`Error::Config`] for a certificate app without a client identity; [`Error::Tls`].
     pub fn new(app: ExtensionApp, options: &ClientOptions) -> Result<Self, Error> {
         let tls = options.extension_app_tls_config(&app, rustls_native_certs::load_native_certs)?;
-        let agent = transport::agent(tls, options.proxy.as_ref(), options.connect_timeout, options.timeout)?;
+        let agents = options
+            .clients_needed()
+            .iter()
+            .map(|proxy| transport::agent(Arc::clone(&tls), proxy.as_ref(), options.connect_timeout, options.timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut routing = options.clone();
+        routing.identity = None;
+        let endpoints = app.endpoints().clone();
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
-        Ok(Self { backend: Mutex::new(backend), agent, max_body: options.max_response_body })
+        Ok(Self { backend: Mutex::new(backend), agents, routing, endpoints, max_body: options.max_response_body })
     }
 
     /// Authenticates the app with a fresh app token (64 random bytes, hex) and keeps the pair. Hand
@@ -59,7 +71,7 @@ impl ExtensionAppClient {
             .fill(&mut random[..])
             .map_err(|_| TransportFailure::new(TransportKind::Other, "the OS random generator failed"))?;
         let (app_token, request): (AppToken, _) = self.lock().authenticate_request(&random[..], now())?;
-        let response = transport::execute(&self.agent, request, self.max_body, false)?;
+        let response = transport::execute(self.agent_for(request.uri()), request, self.max_body, false)?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
 
@@ -77,7 +89,7 @@ impl ExtensionAppClient {
     /// [`Error::ExtensionApp`] for a refusal or an unusable certificate; [`Error::Transport`].
     pub fn fetch_pod_certificate(&self) -> Result<(), Error> {
         let Some(request) = self.lock().pod_certificate_request() else { return Ok(()) };
-        let response = transport::execute(&self.agent, request, self.max_body, false)?;
+        let response = transport::execute(self.agent_for(request.uri()), request, self.max_body, false)?;
         Ok(self.lock().handle_pod_certificate(&response)?)
     }
 
@@ -90,6 +102,13 @@ impl ExtensionAppClient {
     pub fn verify_jwt(&self, jwt: &str) -> Result<UserClaims, Error> {
         self.fetch_pod_certificate()?;
         Ok(self.lock().verify_user_jwt(jwt, now())?)
+    }
+
+    /// The agent of the service `uri` is on.
+    fn agent_for(&self, uri: &http::Uri) -> &Agent {
+        let index = self.routing.client_index(&self.endpoints, uri);
+        // `client_index` is within `clients_needed`, from which the agents were built.
+        &self.agents[index.min(self.agents.len() - 1)]
     }
 
     fn lock(&self) -> MutexGuard<'_, AppBackend> {

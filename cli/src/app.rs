@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_yaml_ng::Value;
 use symphony_auth_blocking::symphony_auth_core::driver::{ClientOptions, ProxyUrl, parse_certificates};
 use symphony_auth_blocking::symphony_auth_core::{
-    AppCredential, AppId, ClientIdentity, ExtensionApp, LoadedSettings, RsaSigner,
+    AppCredential, AppId, ClientIdentity, ExtensionApp, LoadedSettings, RsaSigner, Service,
 };
 use symphony_auth_blocking::{Error, ExtensionAppClient};
 
@@ -122,6 +122,13 @@ fn options(loaded: &LoadedSettings) -> Result<ClientOptions, Error> {
     }
     if let Some(proxy) = &loaded.proxy {
         options.proxy = Some(ProxyUrl::parse(&proxy.url_with_credentials())?);
+    }
+    if loaded.proxies.uniform().is_err() {
+        // Services with proxies of their own (or none while others have one), as for a bot.
+        for service in Service::ALL {
+            let url = loaded.proxies.of(service).map(|p| ProxyUrl::parse(&p.url_with_credentials())).transpose()?;
+            options.service_proxies.push((service, url));
+        }
     }
     if let Some(timeout) = loaded.connect_timeout {
         options.connect_timeout = timeout;
