@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use symphony_auth_core::driver::{BotBuilder, Driver};
 use symphony_auth_core::{
-    BaseUrl, ClientIdentity, Config, CoolDown, Endpoints, KeyManagerPolicy, LoadedSettings, LoginMethod, RetryPolicy,
-    RsaSigner,
+    BaseUrl, ClientIdentity, CommonJwtSettings, Config, CoolDown, Endpoints, KeyManagerPolicy, LoadedSettings,
+    LoginMethod, RetryPolicy, RsaSigner,
 };
 use zeroize::Zeroizing;
 
@@ -258,6 +258,27 @@ impl PyConfig {
         match self.config.method() {
             LoginMethod::Certificate => "certificate",
             _ => "rsa",
+        }
+    }
+
+    /// This configuration with the Common JWT (an A5 access token as `Authorization: Bearer`): on every pod call
+    /// instead of `sessionToken` (`on_pod_calls`, as BDK-Java's `commonJwt.enabled`), or only on calls that ask;
+    /// A5's `scope`; refreshed `leeway_ms` before it expires (default 30 s).
+    #[pyo3(signature = (*, on_pod_calls = true, scope = "", leeway_ms = None))]
+    fn with_common_jwt(&self, on_pod_calls: bool, scope: &str, leeway_ms: Option<u64>) -> Self {
+        let settings = if on_pod_calls { CommonJwtSettings::on_pod_calls() } else { CommonJwtSettings::per_call() }
+            .with_scope(scope);
+        let settings = match leeway_ms {
+            Some(ms) => settings.with_leeway(Duration::from_millis(ms)),
+            None => settings,
+        };
+        Self {
+            config: self.config.clone().with_common_jwt(settings),
+            identity: self.identity.clone(),
+            extra_roots_pem: self.extra_roots_pem.clone(),
+            proxy: self.proxy.clone(),
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
         }
     }
 

@@ -5,7 +5,9 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use symphony_auth_core::driver::BotError;
-use symphony_auth_core::{AuthError, ConfigError, FailureCause, TransportKind, UsageError as CoreUsageError};
+use symphony_auth_core::{
+    AccessTokenError, AuthError, ConfigError, FailureCause, TransportKind, UsageError as CoreUsageError,
+};
 
 pyo3::create_exception!(symphony_auth, SymphonyAuthError, PyException, "Base class of every symphony_auth error.");
 pyo3::create_exception!(
@@ -165,8 +167,51 @@ pub(crate) fn bot_error(py: Python<'_>, error: &BotError) -> PyErr {
         BotError::Unauthorized { .. } => UnauthorizedError::new_err(message),
         BotError::SessionInfo(_) => ProtocolError::new_err(message),
         BotError::Usage(_) => UsageError::new_err(message),
+        BotError::AccessToken(error) => access_token_error(py, error),
         _ => ConfigurationError::new_err(message),
     }
+}
+
+/// Why A5 gave no access token, as an exception with its details (`class`: `unauthorized`, `status`,
+/// `protocol`, `no_expiry`, `unverified`, `transport`) in the attribute `details`.
+pub(crate) fn access_token_error(py: Python<'_>, error: &AccessTokenError) -> PyErr {
+    let message = error.to_string();
+    let details = PyDict::new(py);
+    let err = match error {
+        AccessTokenError::Unauthorized => {
+            let _ = details.set_item("class", "unauthorized");
+            UnauthorizedError::new_err(message)
+        }
+        AccessTokenError::Transport(failure) => {
+            let _ = details.set_item("class", "transport");
+            let _ = details.set_item("kind", kind_name(failure.kind));
+            if failure.kind == TransportKind::Tls {
+                TlsError::new_err(message)
+            } else {
+                TransportError::new_err(message)
+            }
+        }
+        AccessTokenError::Status { status } => {
+            let _ = details.set_item("class", "status");
+            let _ = details.set_item("status", status);
+            ProtocolError::new_err(message)
+        }
+        AccessTokenError::Protocol { problem } => {
+            let _ = details.set_item("class", "protocol");
+            let _ = details.set_item("problem", format!("{problem:?}"));
+            ProtocolError::new_err(message)
+        }
+        AccessTokenError::NoExpiry => {
+            let _ = details.set_item("class", "no_expiry");
+            ProtocolError::new_err(message)
+        }
+        _ => {
+            let _ = details.set_item("class", "unverified");
+            ProtocolError::new_err(message)
+        }
+    };
+    let _ = err.value(py).setattr("details", details);
+    err
 }
 
 /// A configuration error.

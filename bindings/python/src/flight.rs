@@ -6,17 +6,56 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use symphony_auth_core::{ApiCall, ApiStep, Caller, Flight, Generation, Report, RequestId, Step, UnixTime, Want};
+use symphony_auth_core::{
+    AccessToken, ApiCall, ApiError, ApiStep, Bearer, BearerAuth, BearerStep, Caller, Flight, Generation, Report,
+    RequestId, Step, UnixTime, Want,
+};
 
 use crate::config::PyConfig;
 use crate::convert::{self, PyTokens};
-use crate::errors::{UsageError, bot_error, usage_error};
+use crate::errors::{UsageError, access_token_error, bot_error, usage_error};
 use crate::machine::{PyLoginRequest, PySignedJwt, PyUnsignedJwt, event, failure, lock};
 
 /// One caller of a `Flight`: made by `join`, polled until `done`, or left.
 #[pyclass(frozen, name = "FlightCaller", module = "symphony_auth")]
 pub(crate) struct PyCaller {
     caller: Mutex<Option<Caller>>,
+}
+
+/// An access token (Common JWT) from the flight, for `ApiCall.request_with`. Its `repr` never shows the token.
+#[pyclass(frozen, name = "AccessToken", module = "symphony_auth")]
+pub(crate) struct PyAccessToken {
+    token: AccessToken,
+}
+
+#[pymethods]
+impl PyAccessToken {
+    /// The token, without its `Bearer ` prefix. Never log it.
+    fn expose_secret(&self) -> &str {
+        self.token.expose_secret()
+    }
+
+    /// The login whose session token obtained it.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.token.generation().get()
+    }
+
+    /// When it expires (ms since the epoch).
+    #[getter]
+    fn expires_at(&self) -> u64 {
+        self.token.expires_at().as_millis()
+    }
+
+    /// From when the flight refreshes it rather than hands it out (ms since the epoch): the expiry minus the leeway.
+    #[getter]
+    fn refresh_at(&self) -> u64 {
+        self.token.refresh_at().as_millis()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AccessToken(generation={}, expires_at={})", self.generation(), self.expires_at())
+    }
 }
 
 /// One API call through a `Flight`: the request, the tokens it was last sent with, its replay and retry counts.
@@ -31,6 +70,25 @@ impl PyApiCall {
     fn request<'py>(&self, py: Python<'py>, tokens: &PyTokens) -> PyResult<Bound<'py, PyAny>> {
         let request = lock(&self.call).request(&tokens.tokens);
         convert::request_parts(py, &request).into_pyobject(py).map(Bound::into_any)
+    }
+
+    /// The request to send now with `tokens` and the bearer the flight gave for it (`bearer`: an AccessToken, or
+    /// None when `Flight.bearer` answered `not_needed`): `(method, url, [(name, value)], body)`.
+    #[pyo3(signature = (tokens, bearer = None))]
+    fn request_with<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &PyTokens,
+        bearer: Option<&PyAccessToken>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = lock(&self.call).request_with(&tokens.tokens, bearer.map(|b| &b.token));
+        convert::request_parts(py, &request).into_pyobject(py).map(Bound::into_any)
+    }
+
+    /// Whether the call carries a Common JWT: ask `Flight.bearer` before each attempt.
+    #[getter]
+    fn wants_bearer(&self) -> bool {
+        lock(&self.call).wants_bearer()
     }
 
     fn __repr__(&self) -> String {
@@ -151,23 +209,29 @@ impl PyFlight {
     }
 
     /// Starts an API call; raises `UsageError` for a URL outside the configured services (tokens are never sent
-    /// anywhere else).
-    #[pyo3(signature = (method, url, headers = None, body = None))]
+    /// anywhere else). `bearer_auth`: the call carries the Common JWT even where the configuration does not put
+    /// it (see `Config.with_common_jwt`).
+    #[pyo3(signature = (method, url, headers = None, body = None, *, bearer_auth = false))]
     fn api_call(
         &self,
         method: &str,
         url: &str,
         headers: Option<&Bound<'_, PyAny>>,
         body: Option<&Bound<'_, PyAny>>,
+        bearer_auth: bool,
     ) -> PyResult<PyApiCall> {
-        let request = convert::request(method, url, headers, body)?;
+        let mut request = convert::request(method, url, headers, body)?;
+        if bearer_auth {
+            request.extensions_mut().insert(BearerAuth);
+        }
         let call = lock(&self.flight).api_call(request).map_err(|e| usage_error(&e))?;
         Ok(PyApiCall { call: Mutex::new(call) })
     }
 
     /// What came of an API call's last attempt: a status and headers (the body is not needed), or a failure
     /// below HTTP (`status` None, `kind` and `detail`). Returns a dict: `return`, `relogin` (`generation`: join
-    /// with `"newer"` and that generation), `retry_at` (`at`) or `fail` (`error`, the exception, not raised).
+    /// with `"newer"` and that generation), `retry_at` (`at`) or `fail` (`error`, the exception, not raised, and
+    /// `details`: `class` `unauthorized` with `generation`, or `transport` with `attempts`).
     #[pyo3(signature = (call, status, headers, now_ms, kind = None, detail = ""))]
     #[allow(clippy::too_many_arguments)]
     fn handle_api<'py>(
@@ -198,10 +262,109 @@ impl PyFlight {
             }
             ApiStep::Fail(error) => {
                 dict.set_item("type", "fail")?;
+                let details = PyDict::new(py);
+                match &error {
+                    ApiError::Unauthorized { generation } => {
+                        details.set_item("class", "unauthorized")?;
+                        details.set_item("generation", generation)?;
+                    }
+                    ApiError::Transport { attempts, .. } => {
+                        details.set_item("class", "transport")?;
+                        details.set_item("attempts", attempts)?;
+                    }
+                    _ => details.set_item("class", "other")?,
+                }
+                dict.set_item("details", details)?;
                 dict.set_item("error", bot_error(py, &error.into()).into_value(py))?;
             }
         }
         Ok(dict)
+    }
+
+    /// What `call` needs before it is sent with `tokens`, a dict: `not_needed`; `attach` (`token`, an
+    /// AccessToken); `fetch` (`request`: the A5 call, `(method, url, [(name, value)], body)`, whose answer goes to
+    /// `handle_bearer`, or `abandon_bearer` if it never comes); `follow` (another caller's A5 call is out: wait
+    /// until it is handled or abandoned, then ask again); `relogin` (`generation`: join with `"newer"`, then ask
+    /// again).
+    fn bearer<'py>(
+        &self,
+        py: Python<'py>,
+        call: &PyApiCall,
+        tokens: &PyTokens,
+        now_ms: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let step = lock(&self.flight).bearer(&lock(&call.call), &tokens.tokens, UnixTime::from_millis(now_ms));
+        let dict = PyDict::new(py);
+        match step {
+            Bearer::NotNeeded => dict.set_item("type", "not_needed")?,
+            Bearer::Attach(token) => {
+                dict.set_item("type", "attach")?;
+                dict.set_item("token", PyAccessToken { token })?;
+            }
+            Bearer::Fetch(request) => {
+                dict.set_item("type", "fetch")?;
+                dict.set_item("request", convert::request_parts(py, &request))?;
+            }
+            Bearer::Follow => dict.set_item("type", "follow")?,
+            Bearer::Relogin(generation) => {
+                dict.set_item("type", "relogin")?;
+                dict.set_item("generation", generation.get())?;
+            }
+        }
+        Ok(dict)
+    }
+
+    /// The answer to the A5 call of a `fetch` (`status`, `headers`, `body`), or its failure below HTTP (`status`
+    /// None, `kind` and `detail`). Returns a dict: `attach` (`token`), `relogin` (`generation`) or `fail`
+    /// (`error`, the exception, not raised). Wake the callers that follow it afterwards.
+    #[pyo3(signature = (call, tokens, status, headers, body, now_ms, kind = None, detail = ""))]
+    #[allow(clippy::too_many_arguments)]
+    fn handle_bearer<'py>(
+        &self,
+        py: Python<'py>,
+        call: &PyApiCall,
+        tokens: &PyTokens,
+        status: Option<u16>,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+        now_ms: u64,
+        kind: Option<&str>,
+        detail: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let outcome = match status {
+            Some(status) => Ok(convert::response(status, headers, body)?),
+            None => Err(failure(kind.unwrap_or("other"), detail)?),
+        };
+        let now = UnixTime::from_millis(now_ms);
+        let step = lock(&self.flight).handle_bearer(&mut lock(&call.call), &tokens.tokens, outcome, now);
+        let dict = PyDict::new(py);
+        match step {
+            BearerStep::Attach(token) => {
+                dict.set_item("type", "attach")?;
+                dict.set_item("token", PyAccessToken { token })?;
+            }
+            BearerStep::Relogin(generation) => {
+                dict.set_item("type", "relogin")?;
+                dict.set_item("generation", generation.get())?;
+            }
+            BearerStep::Fail(error) => {
+                dict.set_item("type", "fail")?;
+                dict.set_item("error", access_token_error(py, &error).into_value(py))?;
+            }
+        }
+        Ok(dict)
+    }
+
+    /// The A5 call of a `fetch` with the tokens of `generation` will never be answered (its caller gave up): the
+    /// next caller to ask fetches. Wake the followers afterwards.
+    fn abandon_bearer(&self, generation: u64) {
+        lock(&self.flight).abandon_bearer(Generation::from_u64(generation));
+    }
+
+    /// How many access tokens A5 has given this flight.
+    #[getter]
+    fn common_jwt_refreshes(&self) -> u64 {
+        lock(&self.flight).common_jwt_refreshes()
     }
 
     /// Where the machine stands, as a dict.

@@ -26,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<flight::PyFlight>()?;
     m.add_class::<flight::PyCaller>()?;
     m.add_class::<flight::PyApiCall>()?;
+    m.add_class::<flight::PyAccessToken>()?;
     m.add("USER_AGENT", symphony_auth_core::USER_AGENT_VALUE)?;
     Ok(())
 }

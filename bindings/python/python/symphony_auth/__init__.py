@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._native import (
     USER_AGENT,
+    AccessToken,
     ApiCall,
     Authenticator,
     Bot,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "USER_AGENT",
+    "AccessToken",
     "ApiCall",
     "Authenticator",
     "Bot",
