@@ -423,19 +423,19 @@ fn followers_of_a_refused_a5_call_log_in_instead() {
 /// followers; a finished one hands its token over and wakes them.
 #[test]
 fn a_bearer_lease_wakes_the_followers_however_it_ends() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Mutex, MutexGuard};
+    use std::cell::{Cell, RefCell, RefMut};
 
     use crate::flight::{BearerLease, FlightLock};
 
-    struct Lock(Mutex<Flight>, AtomicUsize);
+    // The core is single-threaded: a cell stands for the driver's mutex, and a counter for its wake-up.
+    struct Lock(RefCell<Flight>, Cell<usize>);
     impl FlightLock for Lock {
-        type Guard<'a> = MutexGuard<'a, Flight>;
-        fn lock_flight(&self) -> MutexGuard<'_, Flight> {
-            self.0.lock().unwrap()
+        type Guard<'a> = RefMut<'a, Flight>;
+        fn lock_flight(&self) -> RefMut<'_, Flight> {
+            self.0.borrow_mut()
         }
         fn wake_followers(&self) {
-            self.1.fetch_add(1, Ordering::SeqCst);
+            self.1.set(self.1.get() + 1);
         }
         fn now(&self) -> UnixTime {
             NOW
@@ -443,18 +443,18 @@ fn a_bearer_lease_wakes_the_followers_however_it_ends() {
     }
     let mut inner = flight(CommonJwtSettings::on_pod_calls());
     let tokens = login(&mut inner, Want::Current, "session-1", NOW);
-    let lock = Lock(Mutex::new(inner), AtomicUsize::new(0));
+    let lock = Lock(RefCell::new(inner), Cell::new(0));
     let mut call = lock.lock_flight().api_call(sessioninfo()).unwrap();
     let other = lock.lock_flight().api_call(sessioninfo()).unwrap();
 
     let _ = fetch(lock.lock_flight().bearer(&call, &tokens, NOW));
     drop(BearerLease::new(&lock, &tokens));
-    assert_eq!(lock.1.load(Ordering::SeqCst), 1, "dropped: the followers are woken");
+    assert_eq!(lock.1.get(), 1, "dropped: the followers are woken");
     let _ = fetch(lock.lock_flight().bearer(&other, &tokens, NOW));
 
     let lease = BearerLease::new(&lock, &tokens);
     let token = access_jwt("leased", 1_700_000_100);
     let _ = attached(lease.finish(&mut call, &tokens, Ok(a5_answer(&token, 100)), NOW));
-    assert_eq!(lock.1.load(Ordering::SeqCst), 2, "finished: the followers are woken once");
+    assert_eq!(lock.1.get(), 2, "finished: the followers are woken once");
     assert!(matches!(lock.lock_flight().bearer(&other, &tokens, NOW), Bearer::Attach(_)));
 }
