@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use symphony_auth_core::driver::{BotBuilder, Driver};
 use symphony_auth_core::{
     BaseUrl, ClientIdentity, CommonJwtSettings, Config, CoolDown, Endpoints, KeyManagerPolicy, LoadedSettings,
-    LoginMethod, RetryPolicy, RsaSigner,
+    LoginMethod, OboUser, RetryPolicy, RsaSigner,
 };
 use zeroize::Zeroizing;
 
@@ -235,6 +235,28 @@ impl PyConfig {
             .detach(|| {
                 let read = &mut |file: &std::path::Path| std::fs::read(file);
                 symphony_auth_core::driver::load_bdk_file(&path, read, &|name| std::env::var(name).ok())
+            })
+            .map_err(|e| bot_error(py, &e))?;
+        Ok(Self::from_loaded(loaded))
+    }
+
+    /// Reads a BDK configuration file for the app of its `app` section acting on behalf of one user (OBO), named
+    /// by `user_id` or `username`: the app's key or certificate, no key manager; the file needs no `bot` section.
+    /// A `Bot` made of it logs the app in, then the user, and logs both in again on a 401.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, user_id = None, username = None))]
+    fn obo_from_file(py: Python<'_>, path: PathBuf, user_id: Option<u64>, username: Option<&str>) -> PyResult<Self> {
+        let user = match (user_id, username) {
+            (Some(id), None) => OboUser::id(id),
+            (None, Some(name)) => OboUser::username(name).map_err(|e| config_error(&e))?,
+            _ => return Err(ConfigurationError::new_err("name the OBO user by user_id or username, once")),
+        };
+        let loaded = py
+            .detach(|| {
+                let read = &mut |file: &std::path::Path| std::fs::read(file);
+                let settings =
+                    symphony_auth_core::driver::read_bdk_file(&path, read, &|name| std::env::var(name).ok())?;
+                settings.load_obo(user, read).map_err(symphony_auth_core::driver::BotError::from)
             })
             .map_err(|e| bot_error(py, &e))?;
         Ok(Self::from_loaded(loaded))

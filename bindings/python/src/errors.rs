@@ -130,6 +130,18 @@ pub(crate) fn auth_error_details<'py>(py: Python<'py>, error: &AuthError) -> PyR
             dict.set_item("body_prefix", body_prefix)?;
         }
         AuthError::Signing(_) => dict.set_item("class", "signing")?,
+        AuthError::OboNotInstalled { endpoint, app_id, user, status } => {
+            dict.set_item("class", "obo_not_installed")?;
+            dict.set_item("endpoint", format!("{endpoint:?}"))?;
+            dict.set_item("app_id", app_id)?;
+            dict.set_item("user", user)?;
+            dict.set_item("status", status)?;
+        }
+        AuthError::OboUnknownUser { endpoint, user } => {
+            dict.set_item("class", "obo_unknown_user")?;
+            dict.set_item("endpoint", format!("{endpoint:?}"))?;
+            dict.set_item("user", user)?;
+        }
         _ => dict.set_item("class", "other")?,
     }
     Ok(dict)
@@ -144,6 +156,10 @@ fn auth_exception(py: Python<'_>, error: &AuthError, message: String) -> PyErr {
         AuthError::Transport { failure, .. } if failure.kind == TransportKind::Tls => TlsError::new_err(message),
         AuthError::Transport { .. } => TransportError::new_err(message),
         AuthError::Protocol { .. } => ProtocolError::new_err(message),
+        // The user has not installed the app, or is unknown: the pod refused the OBO login.
+        AuthError::OboNotInstalled { .. } | AuthError::OboUnknownUser { .. } => {
+            CredentialsRejectedError::new_err(message)
+        }
         _ => SigningError::new_err(message),
     };
     if let Ok(details) = auth_error_details(py, error) {
