@@ -458,3 +458,41 @@ fn a_bearer_lease_wakes_the_followers_however_it_ends() {
     assert_eq!(lock.1.get(), 2, "finished: the followers are woken once");
     assert!(matches!(lock.lock_flight().bearer(&other, &tokens, NOW), Bearer::Attach(_)));
 }
+
+#[test]
+fn the_settings_keep_the_scope_and_leeway_they_are_given() {
+    let settings = CommonJwtSettings::on_pod_calls().with_scope("profile messages").with_leeway(Duration::from_secs(5));
+    assert_eq!(settings.scope(), "profile messages");
+    assert_eq!(settings.leeway(), Duration::from_secs(5));
+    assert!(settings.replaces_session_token_on_pod_calls());
+}
+
+#[test]
+fn a5_answers_fill_the_body_bound_exactly_and_one_byte_more_is_refused() {
+    let parse = |r: &HttpResponse| parse_access_token(r, Generation::from_u64(1), Duration::ZERO, NOW);
+    let answer = r#"{"expires_in":60,"access_token":"opaque"}"#;
+    let full = format!("{answer}{}", " ".repeat(MAX_RESPONSE_BODY - answer.len()));
+    assert_eq!(parse(&response(200, &full)).unwrap().expose_secret(), "opaque");
+    assert_eq!(
+        parse(&response(200, &format!("{full} "))).unwrap_err(),
+        AccessTokenError::Protocol { problem: ProtocolProblem::BodyTooLarge }
+    );
+}
+
+#[test]
+fn a_refusal_drops_the_cached_bearer_only_when_it_names_that_bearer() {
+    let generation = Generation::from_u64(1);
+    let token = parse_access_token(&a5_answer("opaque", 60), generation, Duration::ZERO, NOW).unwrap();
+    assert_eq!(
+        format!("{token:?}"),
+        format!("AccessToken {{ expires_at: {:?}, generation: {generation:?}, .. }}", token.expires_at())
+    );
+    let mut cache = BearerCache::default();
+    cache.store(token.clone());
+    cache.refused(UnixTime::from_secs(1), generation);
+    assert!(cache.current.is_some(), "another expiry of the same login");
+    cache.refused(token.expires_at(), Generation::from_u64(2));
+    assert!(cache.current.is_some(), "the same expiry from another login");
+    cache.refused(token.expires_at(), generation);
+    assert!(cache.current.is_none());
+}

@@ -306,3 +306,19 @@ mod user_jwts {
         assert_eq!(parse_pod_certificate(&response(401, "")).unwrap_err(), ExtensionAppError::Rejected { status: 401 });
     }
 }
+
+#[test]
+fn answers_fill_the_body_bound_exactly_and_one_byte_more_is_refused() {
+    let full = format!("{ANSWER}{}", " ".repeat(MAX_RESPONSE_BODY - ANSWER.len()));
+    assert_eq!(parse_extension_app_tokens(&response(200, &full)).unwrap().app_id(), "my-app");
+    assert_eq!(
+        parse_extension_app_tokens(&response(200, &format!("{full} "))).unwrap_err(),
+        protocol(ProtocolProblem::BodyTooLarge, None)
+    );
+}
+
+#[test]
+fn the_fewest_random_bytes_allowed_make_an_app_token() {
+    let token = AppToken::from_random_bytes(&[0x0f; MIN_APP_TOKEN_RANDOM_BYTES]).unwrap();
+    assert_eq!(token.expose_secret(), "0f".repeat(MIN_APP_TOKEN_RANDOM_BYTES));
+}
