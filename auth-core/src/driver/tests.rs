@@ -17,10 +17,10 @@ use crate::machine::Event;
 use crate::signer::JwtSigner;
 use zeroize::Zeroizing;
 
-const BOT_PEM: &[u8] = include_bytes!("../../../fixtures/certs/bot.pem");
+pub(super) const BOT_PEM: &[u8] = include_bytes!("../../../fixtures/certs/bot.pem");
 
 #[derive(Debug)]
-struct Capture;
+pub(super) struct Capture;
 
 impl Driver for Capture {
     type Bot = (Config, ClientOptions);
@@ -38,11 +38,11 @@ impl JwtSigner for Constant {
     }
 }
 
-fn rsa() -> Config {
+pub(super) fn rsa() -> Config {
     Config::rsa(Endpoints::single("https://pod.example").unwrap(), "bot.user", Arc::new(Constant)).unwrap()
 }
 
-fn certificate() -> Config {
+pub(super) fn certificate() -> Config {
     Config::certificate(Endpoints::single("https://pod.example").unwrap(), "cert.bot").unwrap()
 }
 
