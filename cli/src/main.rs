@@ -39,10 +39,13 @@ use failure::{Class, Failure};
 const EXIT_CODES: &str = "\
 DIAGNOSTICS:
     Each login retry is reported on stderr when it is scheduled: what failed, the attempt, the wait.
-    Library logs go to stderr as RUST_LOG says (env_logger syntax: `debug`, `ureq=trace,rustls=debug`);
-    -v shows info, -vv debug, -vvv trace, for every target, over RUST_LOG's default level. Neither set:
-    none. The `ureq_proto` target never logs at trace: there it hex-dumps every request and answer, tokens
-    and JWTs included, so it is capped at debug whatever RUST_LOG or -v ask.
+    Logs go to stderr as RUST_LOG says (tracing's EnvFilter syntax: `debug`, `ureq=trace,rustls=debug`,
+    `symphony_auth_core=debug`): the bot's logins (a `login` span with the method, endpoints and attempt;
+    retries, 401s, re-logins, failures) and the HTTP and TLS stacks' records. -v shows info, -vv debug,
+    -vvv trace, for every target, over RUST_LOG's default level. Neither set: none. Colour only on a
+    terminal, and not with NO_COLOR set. The `ureq_proto` target never logs at trace: there it hex-dumps
+    every request and answer, tokens and JWTs included, so it is capped at debug whatever RUST_LOG or -v
+    ask.
 
 EXIT CODES (a failure ends with one line on stderr, starting with the prefix shown):
     0   success

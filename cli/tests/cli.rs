@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use symphony_auth_blocking::symphony_auth_core::{LoginMethod, UnixTime, login_jwt};
-use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, Role};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, Fault, Role};
 
 const BOT: &str = "bot";
 const CERT_BOT: &str = "cert-bot";
@@ -582,4 +582,29 @@ fn attempts_on_the_command_line_override_the_file() {
     assert!(!retries.is_empty() && retries.iter().all(|r| r.contains("attempt 1 of 2 failed")), "{retries:?}");
     let (code, line) = failure(&run(&["login", "--config", config, "--attempts", "0"]));
     assert_eq!(code, 2, "{line}");
+}
+
+#[test]
+fn verbose_shows_the_bots_login_span_and_events_without_colour_or_a_secret() {
+    let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::status(503)));
+    let config = rsa_config("verbose", "http", ports(&server), "bot-2048.pkcs8.pem");
+    let keys = fixture_keys("bot-2048.pkcs8.pem");
+    let path = config.to_str().unwrap();
+    let (output, _) = run_checked(&server, &config, &keys, &["-v", "login", "-c", path, "--attempts", "3"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    let started = err.lines().find(|l| l.contains("login started")).unwrap_or_else(|| panic!("{err}"));
+    assert!(started.contains(" INFO login{username=bot method=\"rsa\" session_endpoint=http://"), "{started}");
+    let retry = err.lines().find(|l| l.contains("retry scheduled")).unwrap_or_else(|| panic!("{err}"));
+    assert!(retry.contains("WARN") && retry.contains("status=503"), "{retry}");
+    assert!(err.lines().any(|l| l.contains("logged in generation=1")), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour when stderr is not a terminal: {err:?}");
+    assert!(!err.contains("DEBUG"), "-v is info: {err}");
+
+    let (output, _) =
+        run_checked(&server, &config, &keys, &["login", "--config", path], &[("RUST_LOG", "symphony_auth_core=debug")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("simplified key delivery decision skd=false"), "RUST_LOG reaches the bot's events: {err}");
+    assert!(!err.contains(" ureq"), "RUST_LOG names only the core: {err}");
 }
