@@ -229,10 +229,7 @@ impl Bot {
             let mut notified = pin!(inner.notify.notified());
             notified.as_mut().enable();
             let (step, events) = ticket.poll(&mut inner.lock_flight(), now());
-            match &step {
-                Step::Done { outcome, wake_followers } => inner.options.emit_answer(outcome, *wake_followers, &events),
-                _ => inner.options.emit(&events),
-            }
+            inner.options.emit(&events);
             let report = match step {
                 Step::Done { outcome, .. } => return Ok(outcome?),
                 Step::Follow if events.is_empty() => {

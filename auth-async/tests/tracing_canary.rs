@@ -134,7 +134,7 @@ async fn the_trace_of_logins_shows_what_happened_and_no_secret() {
     assert!(matches!(rejected.tokens().await, Err(Error::Auth(AuthError::Rejected { .. }))));
 
     let text = captured(buffer);
-    let span = format!("login{{username={BOT} method=\"rsa\" session_endpoint={}", server.pod_url());
+    let span = format!("login{{username=\"{BOT}\" method=\"rsa\" session_endpoint=\"{}", server.pod_url());
     assert!(line(&text, "login started").contains(&span), "{text}");
     let retry = line(&text, "retry scheduled");
     for field in ["endpoint=POST /login/pubkey/authenticate", "attempt=1", "status=503", "delay_ms="] {
@@ -143,7 +143,7 @@ async fn the_trace_of_logins_shows_what_happened_and_no_secret() {
     assert!(line(&text, "tokens refused with HTTP 401").contains("generation=1"), "{text}");
     assert!(line(&text, "login started reason=\"relogin\"").contains(&span), "{text}");
     assert!(line(&text, "logged in generation=2").contains("key_manager=\"obtained\""), "{text}");
-    let cert_span = format!("login{{username={CERT_BOT} method=\"certificate\"");
+    let cert_span = format!("login{{username=\"{CERT_BOT}\" method=\"certificate\"");
     assert!(line(&text, &cert_span).contains("/sessionauth/v1/authenticate"), "{text}");
     let failed = line(&text, "class=\"rejected\"");
     assert!(failed.contains("login failed") && failed.contains("status=401"), "{failed}");

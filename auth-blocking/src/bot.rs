@@ -272,9 +272,9 @@ impl Bot {
         loop {
             let (step, events) = ticket.poll(&mut flight, now());
             let report = match step {
-                Step::Done { outcome, wake_followers } => {
+                Step::Done { outcome, .. } => {
                     drop(flight);
-                    self.inner.options.emit_answer(&outcome, wake_followers, &events);
+                    self.inner.options.emit(&events);
                     return Ok(outcome?);
                 }
                 Step::Follow if events.is_empty() => {

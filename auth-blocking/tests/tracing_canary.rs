@@ -147,7 +147,7 @@ fn the_trace_of_logins_shows_what_happened_and_no_secret() {
     assert!(matches!(rejected.tokens(), Err(Error::Auth(AuthError::Rejected { .. }))));
 
     let text = captured(buffer);
-    let span = format!("login{{username={BOT} method=\"rsa\" session_endpoint={}", server.pod_url());
+    let span = format!("login{{username=\"{BOT}\" method=\"rsa\" session_endpoint=\"{}", server.pod_url());
     assert!(line(&text, "login started").contains(&span), "{text}");
     let retry = line(&text, "retry scheduled");
     for field in ["endpoint=POST /login/pubkey/authenticate", "attempt=1", "status=503", "delay_ms="] {

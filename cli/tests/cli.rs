@@ -594,7 +594,7 @@ fn verbose_shows_the_bots_login_span_and_events_without_colour_or_a_secret() {
     assert!(output.status.success(), "{}", stderr(&output));
     let err = stderr(&output);
     let started = err.lines().find(|l| l.contains("login started")).unwrap_or_else(|| panic!("{err}"));
-    assert!(started.contains(" INFO login{username=bot method=\"rsa\" session_endpoint=http://"), "{started}");
+    assert!(started.contains(" INFO login{username=\"bot\" method=\"rsa\" session_endpoint=\"http://"), "{started}");
     let retry = err.lines().find(|l| l.contains("retry scheduled")).unwrap_or_else(|| panic!("{err}"));
     assert!(retry.contains("WARN") && retry.contains("status=503"), "{retry}");
     assert!(err.lines().any(|l| l.contains("logged in generation=1")), "{err}");

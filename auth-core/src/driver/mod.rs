@@ -8,8 +8,6 @@
 
 mod error;
 mod tls;
-#[cfg(feature = "tracing")]
-mod trace;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -22,10 +20,9 @@ pub use error::BotError;
 pub use tls::parse_certificates;
 
 use crate::config::{Config, LoginMethod, Service};
-use crate::error::{AuthError, ConfigError};
+use crate::error::ConfigError;
 use crate::identity::ClientIdentity;
 use crate::machine::Event;
-use crate::tokens::Tokens;
 
 /// Default time allowed to open a connection, TLS handshake included (BDK-Java's).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -128,9 +125,6 @@ pub struct ClientOptions {
     pub seed: u64,
     /// Called with every event.
     pub on_event: Option<EventHook>,
-    /// The bot's events as `tracing` spans and events; set by [`BotBuilder::build`].
-    #[cfg(feature = "tracing")]
-    tracer: Option<Arc<trace::Tracer>>,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -145,7 +139,6 @@ impl fmt::Debug for ClientOptions {
             .field("service_proxies", &self.service_proxies)
             .field("max_response_body", &self.max_response_body)
             .field("on_event", &self.on_event.is_some())
-            .field("tracing", &cfg!(feature = "tracing"))
             .finish_non_exhaustive()
     }
 }
@@ -205,38 +198,14 @@ impl ClientOptions {
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
             seed: 0,
             on_event: None,
-            #[cfg(feature = "tracing")]
-            tracer: None,
         }
     }
 
-    /// Hands each of `events` to `tracing` (with the `tracing` feature, for a bot made by [`BotBuilder::build`])
-    /// and to the event hook, if any. Call with no lock held.
+    /// Calls the event hook, if any, with each of `events`. Call with no lock held.
     pub fn emit(&self, events: &[Event]) {
-        #[cfg(feature = "tracing")]
-        if let Some(tracer) = &self.tracer {
-            tracer.events(events);
-        }
         if let Some(hook) = &self.on_event {
             events.iter().for_each(|event| hook(event));
         }
-    }
-
-    /// As [`emit`](Self::emit), for the poll that answered a caller with `outcome` (a
-    /// [`Step::Done`](crate::Step::Done), whose `wake_followers` is `led`). An error handed to a caller that led
-    /// no login of its own (none failed in this poll) comes from a failed login cooling down: it is traced as a
-    /// refusal.
-    pub fn emit_answer(&self, outcome: &Result<Arc<Tokens>, AuthError>, led: bool, events: &[Event]) {
-        self.emit(events);
-        #[cfg(feature = "tracing")]
-        if let (Some(tracer), Err(error)) = (&self.tracer, outcome)
-            && led
-            && !events.iter().any(|event| matches!(event, Event::LoginFailed { .. }))
-        {
-            tracer.refused(error);
-        }
-        #[cfg(not(feature = "tracing"))]
-        let _ = (outcome, led);
     }
 }
 
@@ -359,10 +328,6 @@ impl<D: Driver> BotBuilder<D> {
             return Err(BotError::Config(ConfigError::MissingCredentials));
         }
         self.options.seed = self.seed.unwrap_or_else(random_seed);
-        #[cfg(feature = "tracing")]
-        {
-            self.options.tracer = Some(Arc::new(trace::Tracer::new(&self.config)));
-        }
         D::build(self.config, self.options)
     }
 }

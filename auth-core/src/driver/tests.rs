@@ -17,10 +17,10 @@ use crate::machine::Event;
 use crate::signer::JwtSigner;
 use zeroize::Zeroizing;
 
-pub(super) const BOT_PEM: &[u8] = include_bytes!("../../../fixtures/certs/bot.pem");
+const BOT_PEM: &[u8] = include_bytes!("../../../fixtures/certs/bot.pem");
 
 #[derive(Debug)]
-pub(super) struct Capture;
+struct Capture;
 
 impl Driver for Capture {
     type Bot = (Config, ClientOptions);
@@ -38,11 +38,11 @@ impl JwtSigner for Constant {
     }
 }
 
-pub(super) fn rsa() -> Config {
+fn rsa() -> Config {
     Config::rsa(Endpoints::single("https://pod.example").unwrap(), "bot.user", Arc::new(Constant)).unwrap()
 }
 
-pub(super) fn certificate() -> Config {
+fn certificate() -> Config {
     Config::certificate(Endpoints::single("https://pod.example").unwrap(), "cert.bot").unwrap()
 }
 
