@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use symphony_auth_blocking::symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+use symphony_auth_blocking::symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ProxyUrl};
 use symphony_auth_blocking::symphony_auth_core::{
     BotSettings, CredentialSource, KeyManagerPolicy, ProxySettings, Service, Source,
 };
@@ -101,9 +101,12 @@ fn source(source: &Source) -> Value {
     }
 }
 
+/// A proxy: its URL (any user information in it masked, as the core shows proxies), its user, whether a password
+/// is set.
 fn proxy(proxy: &ProxySettings) -> Value {
+    let url = ProxyUrl::parse(&proxy.url).map_or_else(|_| MASK.to_owned(), |url| url.shown().to_owned());
     json!({
-        "url": proxy.url,
+        "url": url,
         "username": proxy.username,
         "password": proxy.password.as_ref().map(|_| MASK),
     })

@@ -83,3 +83,15 @@ fn a_certificate_file_shows_its_path_and_masks_a_password_from_the_environment()
     assert!(text.contains("bot.certificate: path certs/bot.p12, pkcs12, password ***"), "{text}");
     assert!(text.contains("ssl.trustStore:  not set (the Mozilla roots only)"), "{text}");
 }
+
+#[test]
+fn user_information_written_into_a_proxy_host_is_masked() {
+    let yaml = format!(
+        "host: pod.acme.com\nproxy: {{host: 'user:{PROXY_PASSWORD}@proxy.acme', port: 3128}}\n\
+         bot: {{username: b, privateKey: {{path: k.pem}}}}\n"
+    );
+    let (json, text) = shown(&yaml);
+    assert_no_canary(&json.to_string());
+    assert_no_canary(&text);
+    assert_eq!(json["proxies"]["pod"]["url"], "http://…@proxy.acme:3128");
+}
