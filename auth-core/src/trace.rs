@@ -7,7 +7,9 @@
 //!
 //! Fields are the username, the method, endpoints, statuses, durations, generations and causes: the events hold no
 //! token, JWT or key, and nothing else is read here. Emitting a tracing event is not IO (the application's
-//! subscriber decides where it goes), and durations come from the `now` the machine was given.
+//! subscriber decides where it goes), and durations come from the `now` the machine was given. Drivers drain events
+//! under their flight's lock, so a subscriber writes under it too: a bot with many callers wants a non-blocking
+//! writer.
 
 use std::time::Duration;
 
