@@ -30,6 +30,8 @@ mod session_info;
 mod signer;
 mod time;
 mod tokens;
+#[cfg(feature = "tracing")]
+mod trace;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 mod user_jwt;
 

@@ -1,7 +1,8 @@
 //! `symphony-auth check`: what a bot developer needs when a login fails. The configuration as resolved, the key or
 //! certificate, each host's reachability and TLS trust, the clock offset, and each login endpoint's own answer.
 //! Requests go through the bot's own HTTP client ([`Bot::send_unauthenticated`]), so trust store, client
-//! certificate, proxy and timeouts are the ones a login uses. Never prints a token, a JWT or a key.
+//! certificate, proxy and timeouts are the ones a login uses. Never prints a token, a JWT or a key. With `--json`,
+//! the same findings as one JSON object on stdout at the end.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -13,44 +14,98 @@ use symphony_auth_blocking::symphony_auth_core::{
 };
 use symphony_auth_blocking::{Bot, Error};
 
+use serde_json::{Map, Value, json};
+
 use crate::failure::{Class, Failure};
 
 /// A clock offset above this is a problem for RSA logins (the threshold the library uses to blame the clock).
 const CLOCK_TOLERANCE_SECS: i64 = 30;
 
-/// The findings so far: lines are printed as they come, problems are kept for the exit status.
+/// The findings so far: as text, lines are printed as they come; as JSON, they are gathered for one object at the
+/// end. Problems are kept for the exit status.
 #[derive(Default)]
 struct Report {
     problems: Vec<(Class, String)>,
+    /// `Some` with `--json`: the object printed at the end.
+    json: Option<Map<String, Value>>,
+    /// The section findings go to (`credentials`, `hosts`, `clock`, `logins`).
+    section: &'static str,
 }
 
 impl Report {
-    fn ok(&self, text: &str) {
-        println!("  ok    {text}");
+    fn new(json: bool) -> Self {
+        Self { json: json.then(Map::new), ..Self::default() }
     }
 
-    fn note(&self, text: &str) {
-        println!("  -     {text}");
+    /// A heading line of the text, and the section of the findings that follow it.
+    fn section(&mut self, section: &'static str, heading: &str) {
+        self.section = section;
+        self.text(heading);
+    }
+
+    /// A line of the text only.
+    fn text(&self, line: &str) {
+        if self.json.is_none() {
+            println!("{line}");
+        }
+    }
+
+    /// A setting: a line of the text, a field of the JSON object.
+    fn setting(&mut self, key: &str, line: &str, value: Value) {
+        match &mut self.json {
+            Some(object) => {
+                object.insert(key.to_owned(), value);
+            }
+            None => println!("{line}"),
+        }
+    }
+
+    fn finding(&mut self, status: &str, mark: &str, text: &str) {
+        match &mut self.json {
+            Some(object) => {
+                let findings = object.entry("findings").or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(findings) = findings {
+                    findings.push(json!({"section": self.section, "status": status, "text": text}));
+                }
+            }
+            None => println!("  {mark:<6}{text}"),
+        }
+    }
+
+    fn ok(&mut self, text: &str) {
+        self.finding("ok", "ok", text);
+    }
+
+    fn note(&mut self, text: &str) {
+        self.finding("note", "-", text);
     }
 
     /// Works, but should not be so: plain HTTP, for one.
-    fn warn(&self, text: &str) {
-        println!("  WARN  {text}");
+    fn warn(&mut self, text: &str) {
+        self.finding("warn", "WARN", text);
     }
 
     fn problem(&mut self, class: Class, text: String) {
-        println!("  FAIL  {text}");
+        self.finding("fail", "FAIL", &text);
         self.problems.push((class, text));
     }
 
     /// Exit status: success when nothing was wrong, else the first problem's class.
     fn finish(mut self) -> Result<(), Failure> {
-        if self.problems.is_empty() {
+        let count = self.problems.len();
+        if let Some(mut object) = self.json.take() {
+            object.entry("findings").or_insert_with(|| Value::Array(Vec::new()));
+            object.insert("problems".into(), json!(count));
+            object.insert("ok".into(), json!(count == 0));
+            println!("{}", Value::Object(object));
+        } else if count == 0 {
             println!("everything looks right");
+        } else {
+            println!("{count} problem(s) found");
+        }
+        if self.problems.is_empty() {
             return Ok(());
         }
-        let count = self.problems.len();
-        println!("{count} problem(s) found");
         let (class, text) = self.problems.remove(0);
         let more = if count > 1 { format!(" (and {} more problem(s), see above)", count - 1) } else { String::new() };
         Err(Failure::new(class, format!("{text}{more}")))
@@ -58,31 +113,40 @@ impl Report {
 }
 
 /// Runs every check on the configuration at `path`.
-pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
+pub(crate) fn run(path: &Path, attempts: Option<u32>, json: bool) -> Result<(), Failure> {
     let config_error = |error: ConfigFileError| Failure::from(Error::ConfigFile(error));
     let text = std::fs::read_to_string(path)
         .map_err(|e| config_error(ConfigFileError::Unreadable { path: path.to_owned(), reason: e.to_string() }))?;
     let settings = parse_bdk_config(&text, &|name| std::env::var(name).ok()).map_err(|e| config_error(e.into()))?;
     let rsa = matches!(settings.credentials, CredentialSource::RsaKey(_));
-    let mut report = Report::default();
+    let mut report = Report::new(json);
 
-    println!("configuration: {}", path.display());
-    println!("bot username:  {}", settings.username);
-    println!(
-        "login method:  {}",
-        if rsa { "RSA key (bot.privateKey)" } else { "client certificate (bot.certificate)" }
-    );
-    println!("services:");
+    let shown = path.display().to_string();
+    report.setting("config", &format!("configuration: {shown}"), json!(shown));
+    let username = settings.username.as_str();
+    report.setting("username", &format!("bot username:  {username}"), json!(username));
+    let method = if rsa { "RSA key (bot.privateKey)" } else { "client certificate (bot.certificate)" };
+    report.setting("method", &format!("login method:  {method}"), json!(if rsa { "rsa" } else { "certificate" }));
     let e = &settings.endpoints;
-    println!("  pod           {}", e.pod);
-    println!("  agent         {}", e.agent);
-    println!("  key manager   {}", e.key_manager);
-    println!("  session auth  {}{}", e.session_auth, if rsa { "  (not used by RSA login)" } else { "" });
+    let unused = if rsa { "  (not used by RSA login)" } else { "" };
+    report.setting(
+        "services",
+        &format!(
+            "services:\n  pod           {}\n  agent         {}\n  key manager   {}\n  session auth  {}{unused}",
+            e.pod, e.agent, e.key_manager, e.session_auth
+        ),
+        json!({
+            "pod": e.pod.to_string(),
+            "agent": e.agent.to_string(),
+            "key_manager": e.key_manager.to_string(),
+            "session_auth": e.session_auth.to_string(),
+        }),
+    );
     if let Some(proxy) = &settings.proxy {
-        println!("proxy:         {}", proxy.url);
+        report.setting("proxy", &format!("proxy:         {}", proxy.url), json!(proxy.url));
     }
 
-    println!("credentials:");
+    report.section("credentials", "credentials:");
     let loaded = match settings.load(&mut |file| std::fs::read(file)) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -128,7 +192,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
         return report.finish();
     }
 
-    println!("hosts (reachability and TLS trust):");
+    report.section("hosts", "hosts (reachability and TLS trust):");
     let endpoints = bot.config().endpoints();
     let mut bases = vec![&endpoints.pod];
     if !rsa {
@@ -175,7 +239,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
         }
     }
 
-    println!("clock:");
+    report.section("clock", "clock:");
     match clock {
         Some((origin, offset)) => {
             let text = format!("the server's clock ({origin}, Date header) is {offset:+} s from ours");
@@ -194,7 +258,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
         None => report.note("unknown: no server answered with a Date header"),
     }
 
-    println!("login endpoints:");
+    report.section("logins", "login endpoints:");
     check_logins(&bot, &failed_origins, &name_of, &mut report);
     report.finish()
 }
@@ -214,8 +278,15 @@ fn describe_rsa_key(source: &Source, report: &mut Report) {
                 _ => "other",
             };
             report.ok(&format!("RSA private key: {format}, {} bits", signer.bits()));
-            println!("public key (SPKI PEM): the pod must hold exactly this one for the bot");
-            print!("{}", signer.public_key_pem());
+            let public = signer.public_key_pem();
+            report.setting(
+                "public_key_pem",
+                &format!(
+                    "public key (SPKI PEM): the pod must hold exactly this one for the bot\n{}",
+                    public.trim_end()
+                ),
+                json!(public),
+            );
         }
         Err(error) => report.problem(Class::Config, format!("`bot.privateKey`: {error}")),
     }
@@ -283,10 +354,11 @@ fn check_logins(bot: &Bot, failed_origins: &[String], name_of: &dyn Fn(&BaseUrl)
     }
     let has = |wanted: Class| report.problems.iter().any(|(class, _)| *class == wanted);
     if has(Class::Rejected) && !has(Class::Clock) && matches!(config.method(), LoginMethod::Rsa(_)) {
-        println!(
-            "hint: compare the public key above with the one registered for {:?} on the pod",
+        let hint = format!(
+            "compare the public key above with the one registered for {:?} on the pod",
             config.username().as_str()
         );
+        report.finding("hint", "hint:", &hint);
     }
 }
 

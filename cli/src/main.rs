@@ -1,7 +1,7 @@
 //! `symphony-auth`: log a Symphony bot in from its BDK configuration file, or find out why it cannot.
 //!
 //! - `symphony-auth login --config FILE [--json]`: logs in, reads the session info, calls the agent's echo.
-//! - `symphony-auth check --config FILE`: the resolved URLs, the key, the TLS trust of each host, the clock
+//! - `symphony-auth check --config FILE [--json]`: the resolved URLs, the key, the TLS trust of each host, the clock
 //!   offset, and each login endpoint's answer.
 //! - `symphony-auth obo --config FILE (--user-id N | --username NAME)`: the app's session, a user's on its behalf,
 //!   and that user's session info.
@@ -11,6 +11,7 @@
 //!   certificate.
 //! - `symphony-auth verify-jwt --config FILE --jwt JWT|- [--json]`: a user JWT (`-`: read from standard input)
 //!   checked against the pod certificate.
+//! - `symphony-auth config --config FILE [--json]`: the resolved settings, secrets masked; no request.
 //! - `symphony-auth completions SHELL`: a completion script for the shell.
 //!
 //! A failure prints one line on stderr, whose prefix and exit code tell its class (see [`EXIT_CODES`]). Nothing
@@ -20,6 +21,7 @@
 
 mod app;
 mod check;
+mod config;
 mod failure;
 mod logging;
 mod login;
@@ -40,10 +42,13 @@ use failure::{Class, Failure};
 const EXIT_CODES: &str = "\
 DIAGNOSTICS:
     Each login retry is reported on stderr when it is scheduled: what failed, the attempt, the wait.
-    Library logs go to stderr as RUST_LOG says (env_logger syntax: `debug`, `ureq=trace,rustls=debug`);
-    -v shows info, -vv debug, -vvv trace, for every target, over RUST_LOG's default level. Neither set:
-    none. The `ureq_proto` target never logs at trace: there it hex-dumps every request and answer, tokens
-    and JWTs included, so it is capped at debug whatever RUST_LOG or -v ask.
+    Logs go to stderr as RUST_LOG says (tracing's EnvFilter syntax: `debug`, `ureq=trace,rustls=debug`,
+    `symphony_auth_core=debug`): the bot's logins (a `login` span with the method, endpoints and attempt;
+    retries, 401s, re-logins, failures) and the HTTP and TLS stacks' records. -v shows info, -vv debug,
+    -vvv trace, for every target, over RUST_LOG's default level. Neither set: none. Colour only on a
+    terminal, and not with NO_COLOR set. The `ureq_proto` target never logs at trace: there it hex-dumps
+    every request and answer, tokens and JWTs included, so it is capped at debug whatever RUST_LOG or -v
+    ask.
 
 EXIT CODES (a failure ends with one line on stderr, starting with the prefix shown):
     0   success
@@ -95,9 +100,32 @@ enum Command {
     /// The resolved URL of each service, the key's format and size and the public key (SPKI PEM) to register on
     /// the pod, or the certificate chain, the TLS trust of each host, the clock offset from the server's Date
     /// header, and each login endpoint's answer (status and server message). Exits 0 when everything looks right.
+    /// With --json, one JSON object on stdout at the end:
+    /// {"config": str, "username": str, "method": "rsa"|"certificate", "services": {...}, "public_key_pem": str,
+    ///  "findings": [{"section": str, "status": "ok"|"note"|"warn"|"fail"|"hint", "text": str}],
+    ///  "problems": int, "ok": bool}
+    #[command(verbatim_doc_comment)]
     Check {
         #[command(flatten)]
         target: Target,
+        /// Print one JSON object instead of the report
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the settings of a configuration file as they are resolved, secrets masked
+    ///
+    /// What the library reads from the BDK file: ${ENV} expanded, each service's URL, the key or certificate
+    /// (paths shown, inline key material never), the trust store, proxies (URL and user; the password masked),
+    /// timeouts, retries, key-manager policy, default header names (values masked) and the OBO app. Reads no
+    /// key and sends no request. With --json, one JSON object on stdout.
+    #[command(verbatim_doc_comment)]
+    Config {
+        /// The BDK configuration file (`${ENV}` and `${ENV:-default}` are expanded)
+        #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        config: PathBuf,
+        /// Print one JSON object instead of the summary
+        #[arg(long)]
+        json: bool,
     },
     /// Act for a user as the configured app (OBO) and read that user's session info
     ///
@@ -177,6 +205,7 @@ enum Command {
     /// Print a completion script for SHELL on stdout
     ///
     /// For example `symphony-auth completions bash > ~/.local/share/bash-completion/completions/symphony-auth`.
+    /// No --json: its output is a shell script, which the shell reads as it is.
     Completions {
         /// The shell
         #[arg(value_enum)]
@@ -274,7 +303,8 @@ fn usage_failure(error: &clap::Error) -> Failure {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Login { target, json } => login::run(&target.config, json, target.attempts),
-        Command::Check { target } => check::run(&target.config, target.attempts),
+        Command::Check { target, json } => check::run(&target.config, target.attempts, json),
+        Command::Config { config, json } => config::run(&config, json),
         Command::Obo { target, user, json } => obo::run(&target.config, user.user()?, json, target.attempts),
         Command::Logout { target, json } => logout::run(&target.config, json, target.attempts),
         Command::Watch { target, seconds, json } => watch::run(&target.config, seconds, json, target.attempts),
@@ -343,7 +373,12 @@ mod tests {
         assert_eq!(parse(&["--verbose", "check", "-c", "c"]).unwrap().verbose, 1);
 
         let cli = parse(&["check", "-c", "c.yaml", "--attempts", "1000"]).unwrap();
-        assert!(matches!(cli.command, Command::Check { target: t } if t == target("c.yaml", Some(1000))));
+        assert!(matches!(cli.command, Command::Check { target: t, json: false } if t == target("c.yaml", Some(1000))));
+        assert!(matches!(parse(&["check", "-c", "c", "--json"]).unwrap().command, Command::Check { json: true, .. }));
+        let cli = parse(&["config", "--config", "c.yaml", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Config { json: true, .. }));
+        assert!(parse(&["config"]).is_err(), "a file is required");
+        assert!(parse(&["completions", "bash", "--json"]).is_err(), "completions print a script, never JSON");
 
         let cli = parse(&["obo", "-c", "c", "--username", "j.doe", "--json"]).unwrap();
         assert!(matches!(
@@ -378,7 +413,7 @@ mod tests {
             (&["login"], "--config <FILE>"),
             (&["login", "--config"], "--config <FILE>"),
             (&["login", "--config", ""], "--config <FILE>"),
-            (&["check", "--json", "--config", "c"], "'--json'"),
+            (&["completions", "zsh", "--json"], "'--json'"),
             (&["login", "-c", "c", "--attempts", "0"], "1..=1000"),
             (&["login", "-c", "c", "--attempts", "many"], "'many'"),
             (&["completions", "cmd.exe"], "'cmd.exe'"),

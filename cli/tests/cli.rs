@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use symphony_auth_blocking::symphony_auth_core::{LoginMethod, UnixTime, login_jwt};
-use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, Role};
+use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer, Fault, Role};
 
 const BOT: &str = "bot";
 const CERT_BOT: &str = "cert-bot";
@@ -582,4 +582,90 @@ fn attempts_on_the_command_line_override_the_file() {
     assert!(!retries.is_empty() && retries.iter().all(|r| r.contains("attempt 1 of 2 failed")), "{retries:?}");
     let (code, line) = failure(&run(&["login", "--config", config, "--attempts", "0"]));
     assert_eq!(code, 2, "{line}");
+}
+
+#[test]
+fn verbose_shows_the_bots_login_span_and_events_without_colour_or_a_secret() {
+    let server = server(|pod| pod.inject(Endpoint::SessionLogin, 1, Fault::status(503)));
+    let config = rsa_config("verbose", "http", ports(&server), "bot-2048.pkcs8.pem");
+    let keys = fixture_keys("bot-2048.pkcs8.pem");
+    let path = config.to_str().unwrap();
+    let (output, _) = run_checked(&server, &config, &keys, &["-v", "login", "-c", path, "--attempts", "3"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    let started = err.lines().find(|l| l.contains("login started")).unwrap_or_else(|| panic!("{err}"));
+    assert!(started.contains(" INFO login{username=\"bot\" method=\"rsa\" session_endpoint=\"http://"), "{started}");
+    let retry = err.lines().find(|l| l.contains("retry scheduled")).unwrap_or_else(|| panic!("{err}"));
+    assert!(retry.contains("WARN") && retry.contains("status=503"), "{retry}");
+    assert!(err.lines().any(|l| l.contains("logged in generation=1")), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour when stderr is not a terminal: {err:?}");
+    assert!(!err.contains("DEBUG"), "-v is info: {err}");
+
+    let (output, _) =
+        run_checked(&server, &config, &keys, &["login", "--config", path], &[("RUST_LOG", "symphony_auth_core=debug")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("simplified key delivery decision skd=false"), "RUST_LOG reaches the bot's events: {err}");
+    assert!(!err.contains(" ureq"), "RUST_LOG names only the core: {err}");
+}
+
+#[test]
+fn check_json_is_one_object_with_every_finding_and_no_secret() {
+    let server = server(|_| {});
+    let config = rsa_config("check-json", "http", ports(&server), "bot-2048.pkcs8.pem");
+    let keys = fixture_keys("bot-2048.pkcs8.pem");
+    let args = ["check", "--config", config.to_str().unwrap(), "--json"];
+    let (output, secrets) = run_checked(&server, &config, &keys, &args, &[]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert_eq!(out.lines().count(), 1, "one line: {out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["problems"], 0, "{report}");
+    assert_eq!(report["method"], "rsa");
+    assert_eq!(report["username"], BOT);
+    assert_eq!(report["services"]["pod"], server.pod_url());
+    assert_eq!(report["public_key_pem"], PUB_2048);
+    let findings = report["findings"].as_array().expect("findings");
+    let login = format!("POST {}/login/pubkey/authenticate: HTTP 200, token received", server.pod_url());
+    assert!(findings.iter().any(|f| f["section"] == "logins" && f["status"] == "ok" && f["text"] == login), "{report}");
+    assert!(findings.iter().any(|f| f["section"] == "hosts" && f["status"] == "warn"), "plain HTTP: {report}");
+    assert_eq!(secrets.tokens, 2);
+
+    // A problem keeps its exit code and its line on stderr; stdout still holds the one object.
+    let config = rsa_config("check-json-bad", "http", ports(&server), "other-2048.pkcs8.pem");
+    let keys = fixture_keys("other-2048.pkcs8.pem");
+    let args = ["check", "--config", config.to_str().unwrap(), "--json"];
+    let (output, _) = run_checked(&server, &config, &keys, &args, &[]);
+    let (code, line) = failure(&output);
+    assert_eq!(code, 4, "{line}");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
+    assert_eq!(report["ok"], false);
+    assert!(report["findings"].as_array().unwrap().iter().any(|f| f["status"] == "hint"), "{report}");
+}
+
+#[test]
+fn config_prints_the_resolved_settings_with_paths_and_no_secret() {
+    let server = server(|_| {});
+    let config = rsa_config("config-cmd", "http", ports(&server), "bot-2048.pkcs8.pem");
+    let keys = fixture_keys("bot-2048.pkcs8.pem");
+    let path = config.to_str().unwrap();
+    let (output, _) = run_checked(&server, &config, &keys, &["config", "--config", path, "--json"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let settings: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
+    assert_eq!(settings["username"], BOT);
+    assert_eq!(settings["credentials"]["type"], "rsa");
+    assert!(settings["credentials"]["private_key"]["path"].as_str().unwrap().ends_with("bot-2048.pkcs8.pem"));
+    assert_eq!(settings["services"]["keyManager"], server.key_manager_url());
+    assert_eq!(settings["retry"]["max_attempts"], 1);
+    assert_eq!(server.counters().total_requests(), 0, "no request");
+
+    let (output, _) = run_checked(&server, &config, &keys, &["config", "-c", path], &[]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(out.contains(&format!("bot.username:    {BOT}\n")), "{out}");
+    assert!(out.contains("bot.privateKey:  path ") && out.contains("bot-2048.pkcs8.pem"), "{out}");
+
+    let (code, line) = failure(&run(&["config", "-c", "/nonexistent/bot.yaml"]));
+    assert_eq!(code, 3, "{line}");
 }

@@ -112,6 +112,9 @@ pub struct Authenticator {
     /// Whether the last session token granted simplified key delivery.
     last_skd: Option<bool>,
     jwt: Option<CachedJwt>,
+    /// What the events polled so far mean for the `tracing` of those to come.
+    #[cfg(feature = "tracing")]
+    trace: crate::trace::LoginTrace,
 }
 
 impl Authenticator {
@@ -131,6 +134,8 @@ impl Authenticator {
             jitter: Jitter::new(seed),
             last_skd: None,
             jwt: None,
+            #[cfg(feature = "tracing")]
+            trace: crate::trace::LoginTrace::default(),
         }
     }
 
@@ -206,7 +211,9 @@ impl Authenticator {
             if let Held::Tokens(tokens) = &self.held {
                 return Output::Done(Ok(Arc::clone(tokens)));
             }
-            if let Some((error, _)) = self.cooling_down(now) {
+            if let Some((error, _until)) = self.cooling_down(now) {
+                #[cfg(feature = "tracing")]
+                crate::trace::refused(&self.config, error, _until.saturating_since(now));
                 return Output::Done(Err(error.clone()));
             }
             self.begin_login(false);
@@ -326,7 +333,12 @@ impl Authenticator {
     /// The next event, or `None`. Events are for logs and metrics; drain them after each input.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        #[cfg(feature = "tracing")]
+        if let Some(event) = &event {
+            self.trace.event(&self.config, self.clock, event);
+        }
+        event
     }
 
     /// Begins a login even though tokens are available (they stay in use until the new ones arrive) or a failed
