@@ -40,11 +40,17 @@ pub use symphony_auth_core;
 mod bot;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 mod extension_app;
+#[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
+mod middleware;
 mod transport;
 
 pub use bot::{Async, Bot, BotBuilder};
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 pub use extension_app::ExtensionAppClient;
+#[cfg(feature = "reqwest-middleware")]
+pub use middleware::for_reqwest::SymphonyAuth;
+#[cfg(feature = "tower")]
+pub use middleware::for_tower::{BoxError, ReplayBody, SymphonyAuthLayer, SymphonyAuthService};
 pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 
 /// Why building a bot, logging in or an API call failed: the same type in every driver. Messages never contain a
