@@ -41,12 +41,14 @@ pub use symphony_auth_core;
 mod bot;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 mod extension_app;
+mod middleware;
 mod tls;
 mod transport;
 
 pub use bot::{Blocking, Bot, BotBuilder};
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 pub use extension_app::ExtensionAppClient;
+pub use middleware::SymphonyAuth;
 pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 
 /// Why building a bot, logging in or an API call failed: the same type in every driver. Messages never contain a
