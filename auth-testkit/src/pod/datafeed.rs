@@ -75,7 +75,7 @@ impl FakePod {
     pub(super) fn datafeed_create(&mut self, now: SystemTime, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
         let owner = match self.agent_user(now, request) {
             Ok(owner) => owner,
-            Err(refused) => return refused,
+            Err(refused) => return unauthorized(refused),
         };
         let id = self.datafeeds.next_id("datafeed");
         let feed = Feed { owner, pending: VecDeque::new(), delivered: None };
@@ -88,7 +88,7 @@ impl FakePod {
     pub(super) fn datafeed_read(&mut self, now: SystemTime, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
         let owner = match self.agent_user(now, request) {
             Ok(owner) => owner,
-            Err(refused) => return refused,
+            Err(refused) => return unauthorized(refused),
         };
         let Ok(body) = serde_json::from_slice::<Value>(request.body()) else {
             return error(StatusCode::BAD_REQUEST, "Invalid request body: expected JSON");
@@ -111,14 +111,15 @@ impl FakePod {
     }
 
     /// The user of an agent call: a live session, and its key-manager token unless SKD spares it (as the echo).
-    fn agent_user(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Result<String, Response<Vec<u8>>> {
+    /// The refusal is the 401's message.
+    fn agent_user(&self, now: SystemTime, request: &Request<Vec<u8>>) -> Result<String, &'static str> {
         let Some(session) = self.live_grant(&self.sessions, request, "sessionToken", now) else {
-            return Err(unauthorized("Invalid session"));
+            return Err("Invalid session");
         };
         if !(session.skd && self.agent_supports_skd()) {
             let km = self.live_grant(&self.key_manager_tokens, request, "keyManagerToken", now);
             if km.is_none_or(|km| km.username != session.username) {
-                return Err(unauthorized("Invalid key manager token"));
+                return Err("Invalid key manager token");
             }
         }
         Ok(session.username.clone())
