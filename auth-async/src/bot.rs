@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Authenticator, Bearer, BearerLease, BearerStep, Config, Flight, FlightLock, HttpRequest, HttpResponse,
-    LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step, Ticket, Tokens,
-    TransportFailure, TransportKind, UnixTime, Want, parse_session_info,
+    AccessToken, ApiCall, ApiStep, Authenticator, Bearer, BearerLease, BearerStep, Config, Flight, FlightLock,
+    HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step,
+    Ticket, Tokens, TransportFailure, TransportKind, UnixTime, Want, parse_session_info,
 };
 use tokio::sync::Notify;
 use tokio::task::{self, JoinSet};
@@ -65,11 +65,11 @@ struct Inner {
     notify: Notify,
 }
 
-fn now() -> UnixTime {
+pub(crate) fn now() -> UnixTime {
     UnixTime::from_system_time(SystemTime::now())
 }
 
-async fn sleep_until(at: UnixTime) {
+pub(crate) async fn sleep_until(at: UnixTime) {
     tokio::time::sleep(at.saturating_since(now())).await;
 }
 
@@ -135,39 +135,7 @@ impl Bot {
         let mut call = self.inner.lock_flight().api_call(request)?;
         let mut tokens = self.tokens().await?;
         loop {
-            // The Common JWT, when the call carries one: cached, or fetched through A5 first; while another
-            // task's A5 call is out, wait for it. Registered before the flight is read, so no wake-up is lost.
-            let mut notified = pin!(self.inner.notify.notified());
-            notified.as_mut().enable();
-            let bearer = self.inner.lock_flight().bearer(&call, &tokens, now());
-            let bearer = match bearer {
-                Bearer::NotNeeded => None,
-                Bearer::Attach(token) => Some(token),
-                Bearer::Follow => {
-                    notified.await;
-                    continue;
-                }
-                Bearer::Relogin(generation) => {
-                    tokens = self.obtain(Want::Newer(generation)).await?;
-                    continue;
-                }
-                Bearer::Fetch(a5) => {
-                    // Dropped with this future if it is cancelled: a follower then fetches instead.
-                    let lease = BearerLease::new(&*self.inner, &tokens);
-                    let outcome = {
-                        let client = self.inner.client_for(a5.uri());
-                        transport::exchange(client, a5, MAX_RESPONSE_BODY, Oversize::Fail).await
-                    };
-                    match lease.finish(&mut call, &tokens, outcome, now()) {
-                        BearerStep::Attach(token) => Some(token),
-                        BearerStep::Relogin(generation) => {
-                            tokens = self.obtain(Want::Newer(generation)).await?;
-                            continue;
-                        }
-                        BearerStep::Fail(error) => return Err(error.into()),
-                    }
-                }
-            };
+            let bearer = self.bearer(&mut call, &mut tokens).await?;
             let request = call.request_with(&tokens, bearer.as_ref());
             let client = self.inner.client_for(request.uri());
             let outcome = transport::exchange(client, request, self.max_body(), Oversize::Fail).await;
@@ -179,6 +147,50 @@ impl Bot {
                 ApiStep::Fail(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// The Common JWT `call` carries on its next attempt, when it carries one: cached, or fetched through A5
+    /// first; an A5 401 replaces `tokens` with those of a new login.
+    pub(crate) async fn bearer(
+        &self,
+        call: &mut ApiCall,
+        tokens: &mut Arc<Tokens>,
+    ) -> Result<Option<AccessToken>, Error> {
+        loop {
+            // Registered before the flight is read, so that the end of another task's A5 call is not missed.
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
+            let bearer = self.inner.lock_flight().bearer(call, tokens, now());
+            let a5 = match bearer {
+                Bearer::NotNeeded => return Ok(None),
+                Bearer::Attach(token) => return Ok(Some(token)),
+                Bearer::Follow => {
+                    notified.await;
+                    continue;
+                }
+                Bearer::Relogin(generation) => {
+                    *tokens = self.obtain(Want::Newer(generation)).await?;
+                    continue;
+                }
+                Bearer::Fetch(a5) => a5,
+            };
+            // Dropped with this future if it is cancelled: a follower then fetches instead.
+            let lease = BearerLease::new(&*self.inner, tokens);
+            let outcome = {
+                let client = self.inner.client_for(a5.uri());
+                transport::exchange(client, a5, MAX_RESPONSE_BODY, Oversize::Fail).await
+            };
+            match lease.finish(call, tokens, outcome, now()) {
+                BearerStep::Attach(token) => return Ok(Some(token)),
+                BearerStep::Relogin(generation) => *tokens = self.obtain(Want::Newer(generation)).await?,
+                BearerStep::Fail(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The single flight, locked: for the middlewares, which start and step API calls of their own.
+    pub(crate) fn flight(&self) -> MutexGuard<'_, Flight> {
+        self.inner.lock_flight()
     }
 
     /// Sends `request` as it is, with **no tokens attached**, through the bot's own HTTP client (same TLS roots,
@@ -232,7 +244,7 @@ impl Bot {
     }
 
     /// The single flight, as the core runs it: lead, follow, or take the answer.
-    async fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
+    pub(crate) async fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
         let inner = &*self.inner;
         let mut ticket = Ticket::join(inner, want)?;
         let mut sends = Sends::new(Arc::clone(&self.inner));

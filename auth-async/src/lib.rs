@@ -9,6 +9,9 @@
 //!   tokens or the same error. If the task driving a login is cancelled, a waiting task takes it over.
 //! - [`Bot::send`] attaches the tokens to an API call; on a 401 it reports the tokens' generation, waits for the
 //!   shared re-login and replays once, so a storm of 401s costs one login.
+//! - In your own client instead of [`Bot::send`]: [`SymphonyAuth`] for reqwest-middleware (feature
+//!   `reqwest-middleware`) and [`SymphonyAuthLayer`] for tower stacks (feature `tower`), both over the core's
+//!   API-call step; only requests to the bot's services get tokens.
 //! - TLS is rustls with the ring provider, configured here: no process-global crypto provider is needed or
 //!   installed. Extra root certificates, and on request the [operating system's](BotBuilder::platform_roots), are
 //!   added to the Mozilla set; no redirects are followed; no proxy is read
@@ -40,11 +43,17 @@ pub use symphony_auth_core;
 mod bot;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 mod extension_app;
+#[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
+mod middleware;
 mod transport;
 
 pub use bot::{Async, Bot, BotBuilder};
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 pub use extension_app::ExtensionAppClient;
+#[cfg(feature = "reqwest-middleware")]
+pub use middleware::for_reqwest::SymphonyAuth;
+#[cfg(feature = "tower")]
+pub use middleware::for_tower::{BoxError, ReplayBody, SymphonyAuthLayer, SymphonyAuthService};
 pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 
 /// Why building a bot, logging in or an API call failed: the same type in every driver. Messages never contain a

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
 use symphony_auth_core::{
-    ApiStep, Bearer, BearerLease, BearerStep, Config, Event, Flight, FlightLock, HttpRequest, HttpResponse,
-    LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, State, Step, Ticket, Tokens, TransportFailure,
-    UnixTime, UsageError, Want, parse_session_info,
+    AccessToken, ApiCall, ApiStep, Bearer, BearerLease, BearerStep, Config, Event, Flight, FlightLock, HttpRequest,
+    HttpResponse, LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, State, Step, Ticket, Tokens,
+    TransportFailure, UnixTime, UsageError, Want, parse_session_info,
 };
 use ureq::Agent;
 
@@ -101,11 +101,11 @@ impl fmt::Debug for Bot {
     }
 }
 
-fn now() -> UnixTime {
+pub(crate) fn now() -> UnixTime {
     UnixTime::from_system_time(SystemTime::now())
 }
 
-fn sleep_until(at: UnixTime) {
+pub(crate) fn sleep_until(at: UnixTime) {
     std::thread::sleep(at.saturating_since(now()));
 }
 
@@ -171,38 +171,7 @@ impl Bot {
         let mut call = self.lock().api_call(request)?;
         let mut tokens = self.tokens()?;
         loop {
-            // The Common JWT, when the call carries one: cached, or fetched through A5 first; while another
-            // thread's A5 call is out, wait for it (the guard is released while waiting).
-            let bearer = {
-                let mut flight = self.lock();
-                loop {
-                    match flight.bearer(&call, &tokens, now()) {
-                        Bearer::Follow => flight = self.inner.wake.wait(flight).unwrap_or_else(PoisonError::into_inner),
-                        other => break other,
-                    }
-                }
-            };
-            let bearer = match bearer {
-                Bearer::NotNeeded => None,
-                Bearer::Attach(token) => Some(token),
-                Bearer::Follow => continue,
-                Bearer::Relogin(generation) => {
-                    tokens = self.obtain(Want::Newer(generation))?;
-                    continue;
-                }
-                Bearer::Fetch(a5) => {
-                    let lease = BearerLease::new(&*self.inner, &tokens);
-                    let outcome = transport::execute(self.inner.agent_for(a5.uri()), a5, MAX_RESPONSE_BODY, false);
-                    match lease.finish(&mut call, &tokens, outcome, now()) {
-                        BearerStep::Attach(token) => Some(token),
-                        BearerStep::Relogin(generation) => {
-                            tokens = self.obtain(Want::Newer(generation))?;
-                            continue;
-                        }
-                        BearerStep::Fail(error) => return Err(error.into()),
-                    }
-                }
-            };
+            let bearer = self.bearer(&mut call, &mut tokens)?;
             let request = call.request_with(&tokens, bearer.as_ref());
             let outcome = transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false);
             let step = self.lock().handle_api(&mut call, outcome, now());
@@ -213,6 +182,47 @@ impl Bot {
                 ApiStep::Fail(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// The Common JWT `call` carries on its next attempt, when it carries one: cached, or fetched through A5
+    /// first; an A5 401 replaces `tokens` with those of a new login.
+    pub(crate) fn bearer(&self, call: &mut ApiCall, tokens: &mut Arc<Tokens>) -> Result<Option<AccessToken>, Error> {
+        loop {
+            // While another thread's A5 call is out, wait for it (the guard is released while waiting).
+            let bearer = {
+                let mut flight = self.lock();
+                loop {
+                    match flight.bearer(call, tokens, now()) {
+                        Bearer::Follow => flight = self.inner.wake.wait(flight).unwrap_or_else(PoisonError::into_inner),
+                        other => break other,
+                    }
+                }
+            };
+            let a5 = match bearer {
+                Bearer::NotNeeded => return Ok(None),
+                Bearer::Attach(token) => return Ok(Some(token)),
+                Bearer::Follow => continue,
+                Bearer::Relogin(generation) => {
+                    *tokens = self.obtain(Want::Newer(generation))?;
+                    continue;
+                }
+                Bearer::Fetch(a5) => a5,
+            };
+            // Dropped on a panic as well: a waiting thread then fetches instead.
+            let lease = BearerLease::new(&*self.inner, tokens);
+            let outcome = transport::execute(self.inner.agent_for(a5.uri()), a5, MAX_RESPONSE_BODY, false);
+            match lease.finish(call, tokens, outcome, now()) {
+                BearerStep::Attach(token) => return Ok(Some(token)),
+                BearerStep::Relogin(generation) => *tokens = self.obtain(Want::Newer(generation))?,
+                BearerStep::Fail(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The bot's own agent for `uri` (its service's proxy, TLS roots and client certificate): for the ureq
+    /// middleware's replays.
+    pub(crate) fn agent_for(&self, uri: &http::Uri) -> &Agent {
+        self.inner.agent_for(uri)
     }
 
     /// Sends `request` as it is, with **no tokens attached**, through the bot's own HTTP client: the same TLS
@@ -265,7 +275,7 @@ impl Bot {
         self.inner.options.max_response_body
     }
 
-    fn lock(&self) -> MutexGuard<'_, Flight> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Flight> {
         self.inner.lock_flight()
     }
 
@@ -274,7 +284,7 @@ impl Bot {
     }
 
     /// The single flight, as the core runs it: lead, follow, or take the answer.
-    fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
+    pub(crate) fn obtain(&self, want: Want) -> Result<Arc<Tokens>, Error> {
         if LEADING_IN_HOOK.with(Cell::get) == self.key() {
             return Err(UsageError::CalledFromEventHook.into());
         }

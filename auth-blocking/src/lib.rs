@@ -8,6 +8,8 @@
 //! - [`Bot::tokens`] logs in on first use; [`Bot::refresh`] forces a new login; concurrent callers share one.
 //! - [`Bot::send`] attaches the tokens to an API call and, on a 401, waits for the one shared re-login and replays
 //!   the call once.
+//! - In your own ureq agent instead: [`SymphonyAuth`], a ureq middleware over the core's API-call step; only
+//!   requests to the bot's services get tokens.
 //! - One HTTP client per bot: rustls with the ring provider (no process-wide state), the Mozilla roots, the
 //!   [operating system's roots](BotBuilder::platform_roots) if asked, plus any
 //!   [extra roots](BotBuilder::extra_root_certificates_pem), the [client certificate](BotBuilder::client_identity)
@@ -41,12 +43,14 @@ pub use symphony_auth_core;
 mod bot;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 mod extension_app;
+mod middleware;
 mod tls;
 mod transport;
 
 pub use bot::{Blocking, Bot, BotBuilder};
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 pub use extension_app::ExtensionAppClient;
+pub use middleware::SymphonyAuth;
 pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 
 /// Why building a bot, logging in or an API call failed: the same type in every driver. Messages never contain a

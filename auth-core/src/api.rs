@@ -129,6 +129,8 @@ pub struct ApiCall {
     refused_bearer: Option<(UnixTime, Generation)>,
     /// Whether an A5 401 already caused a login for this call.
     bearer_relogin: bool,
+    /// False for a call whose body cannot be sent twice: its first answer is the caller's, whatever it is.
+    replayable: bool,
 }
 
 /// How a call carries the Common JWT.
@@ -173,7 +175,23 @@ impl ApiCall {
             sent_bearer: None,
             refused_bearer: None,
             bearer_relogin: false,
+            replayable: true,
         })
+    }
+
+    /// The call is sent once only, because its body cannot be sent again (a stream a middleware was handed): a
+    /// 401 and a retryable status are returned as they are, and a failure below HTTP fails the call. A refused
+    /// Common JWT is still forgotten by the flight. The next call after such a 401 hits it too and logs in again.
+    #[must_use]
+    pub fn without_replay(mut self) -> Self {
+        self.replayable = false;
+        self
+    }
+
+    /// Whether the call may be sent more than once (see [`without_replay`](Self::without_replay)).
+    #[must_use]
+    pub fn is_replayable(&self) -> bool {
+        self.replayable
     }
 
     /// The headers the call is sent with, before the tokens.
@@ -204,7 +222,18 @@ impl ApiCall {
     /// `Authorization: Bearer`, in place of `sessionToken` on pod calls when so configured). A call that
     /// [wants a bearer](Self::wants_bearer) and gets none goes out with the session tokens only.
     pub fn request_with(&mut self, tokens: &Tokens, bearer: Option<&AccessToken>) -> HttpRequest {
-        let mut request = http::Request::new(self.body.clone());
+        let body = self.body.clone();
+        self.build(body, tokens, bearer)
+    }
+
+    /// As [`request_with`](Self::request_with) without the body: the method, URI, version and headers of this
+    /// attempt, for a middleware that sends its caller's own body (which the call was made without) with them.
+    pub fn request_head(&mut self, tokens: &Tokens, bearer: Option<&AccessToken>) -> http::Request<()> {
+        self.build((), tokens, bearer)
+    }
+
+    fn build<B>(&mut self, body: B, tokens: &Tokens, bearer: Option<&AccessToken>) -> http::Request<B> {
+        let mut request = http::Request::new(body);
         *request.method_mut() = self.parts.method.clone();
         *request.uri_mut() = self.parts.uri.clone();
         *request.version_mut() = self.parts.version;
@@ -234,6 +263,12 @@ impl ApiCall {
     /// The answer to the last attempt.
     pub fn handle_response(&mut self, response: HttpResponse, now: UnixTime) -> ApiStep {
         let status = response.status();
+        if !self.replayable {
+            if status == StatusCode::UNAUTHORIZED {
+                self.refused_bearer = self.sent_bearer.take();
+            }
+            return ApiStep::Return(response);
+        }
         if status == StatusCode::UNAUTHORIZED {
             let generation = self.sent_with.unwrap_or_default();
             if self.replayed {
@@ -270,7 +305,7 @@ impl ApiCall {
 
     /// The last attempt failed below HTTP.
     pub fn handle_failure(&mut self, failure: TransportFailure, now: UnixTime) -> ApiStep {
-        if failure.kind.is_retryable() {
+        if failure.kind.is_retryable() && self.replayable {
             if let Some(at) = self.next_attempt(None, now) {
                 return ApiStep::RetryAt(at);
             }

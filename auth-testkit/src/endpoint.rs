@@ -90,13 +90,17 @@ pub enum Endpoint {
     AccessToken,
     /// A6 `GET /login/idm/keys`: the JWKS that signs access tokens.
     AccessTokenKeys,
+    /// D1 `POST /agent/v5/datafeeds`: creates a datafeed for the calling bot.
+    DatafeedCreate,
+    /// D2 `POST /agent/v5/datafeeds/{datafeedId}/read`: the events of a datafeed, acknowledged by `ackId`.
+    DatafeedRead,
     /// Anything else: answered 404.
     NotFound,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 23] = [
+    pub const ALL: [Endpoint; 25] = [
         Endpoint::SessionLogin,
         Endpoint::KeyManagerLogin,
         Endpoint::CertSessionLogin,
@@ -119,6 +123,8 @@ impl Endpoint {
         Endpoint::AppPodCertificate,
         Endpoint::AccessToken,
         Endpoint::AccessTokenKeys,
+        Endpoint::DatafeedCreate,
+        Endpoint::DatafeedRead,
         Endpoint::NotFound,
     ];
 
@@ -161,6 +167,8 @@ impl Endpoint {
             Endpoint::AppPodCertificate => "/sessionauth/v1/app/pod/certificate",
             Endpoint::AccessToken => "/login/idm/tokens",
             Endpoint::AccessTokenKeys => "/login/idm/keys",
+            Endpoint::DatafeedCreate => "/agent/v5/datafeeds",
+            Endpoint::DatafeedRead => "/agent/v5/datafeeds/{datafeedId}/read",
             Endpoint::NotFound => return None,
         })
     }
@@ -213,7 +221,12 @@ impl Endpoint {
             | Endpoint::CertOboUsernameLogin
             | Endpoint::Logout => Role::SessionAuth,
             Endpoint::CertKeyManagerLogin => Role::KeyAuth,
-            Endpoint::Echo | Endpoint::AgentInfo | Endpoint::Health | Endpoint::HealthExtended => Role::Agent,
+            Endpoint::Echo
+            | Endpoint::AgentInfo
+            | Endpoint::Health
+            | Endpoint::HealthExtended
+            | Endpoint::DatafeedCreate
+            | Endpoint::DatafeedRead => Role::Agent,
             Endpoint::NotFound => return None,
         })
     }

@@ -47,6 +47,7 @@ mod jwt;
 mod peer;
 mod pki;
 mod pod;
+mod recorder;
 mod reply;
 mod server;
 mod user_jwt;
@@ -60,6 +61,7 @@ pub use pod::{
     Counters, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_AGENT_VERSION, DEFAULT_SESSION_TTL, FakePod, LoginRateLimit,
     MAX_JWT_LIFETIME,
 };
+pub use recorder::{HeaderRecorder, RecordedRequest};
 pub use reply::Reply;
 pub use server::{FakePodServer, FakePodServerBuilder};
 pub use user_jwt::{PodCertificate, USER_JWT_ISSUER, UserJwt, UserJwtAlgorithm};

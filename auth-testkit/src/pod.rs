@@ -18,6 +18,7 @@ use crate::peer::Peer;
 use crate::reply::Reply;
 
 mod apps;
+mod datafeed;
 mod extension;
 pub use extension::DEFAULT_ACCESS_TOKEN_TTL;
 
@@ -147,6 +148,7 @@ pub struct FakePod {
     counters: Counters,
     apps: apps::Apps,
     extension: extension::Extension,
+    datafeeds: datafeed::Datafeeds,
 }
 
 impl Default for FakePod {
@@ -204,6 +206,7 @@ impl FakePod {
             counters: Counters::default(),
             apps: apps::Apps::default(),
             extension: extension::Extension::default(),
+            datafeeds: datafeed::Datafeeds::default(),
         }
     }
 
@@ -550,6 +553,8 @@ impl FakePod {
             Endpoint::AppPodCertificate => self.pod_certificate_answer(peer, true),
             Endpoint::AccessToken => self.access_token(now, request),
             Endpoint::AccessTokenKeys => self.access_token_keys(),
+            Endpoint::DatafeedCreate => self.datafeed_create(now, request),
+            Endpoint::DatafeedRead => self.datafeed_read(now, request),
             Endpoint::NotFound => not_found(request, peer),
         }
     }

@@ -9,7 +9,8 @@
 //! 3. `recovery_ms`: a call answered 401 → the replay's answer, against the floor (one login + one call);
 //! 4. `storm`: 1,000 tasks / 64 threads meet a 401 together: logins on the fake (must be 1), time to the end;
 //! 5. `send_overhead`: `Bot::send` vs the bare HTTP client, p50 / p99; the `tokens()` fast path in ns;
-//! 6. `memory`: heap bytes per ready bot; `fake_pod_logins_per_s`.
+//! 6. `memory`: heap bytes per ready bot; `fake_pod_logins_per_s`;
+//! 7. `middleware_overhead`: each middleware (ureq, reqwest-middleware, tower) vs its bare client, p50 / p99.
 //!
 //! Prints a table per measure, then, as the last line, one JSON object with every figure. Measure names as
 //! arguments (`-- storm memory`) run only those.
@@ -18,6 +19,7 @@ mod alloc;
 mod cold_login;
 mod fixture;
 mod memory;
+mod middleware;
 mod overhead;
 mod recovery;
 mod signing;
@@ -29,7 +31,8 @@ use std::time::Instant;
 use serde_json::json;
 
 /// The measures, by their JSON keys (`memory` includes `fake_pod_logins_per_s`).
-const MEASURES: [&str; 6] = ["sign_us", "cold_login_ms", "recovery_ms", "storm", "send_overhead", "memory"];
+const MEASURES: [&str; 7] =
+    ["sign_us", "cold_login_ms", "recovery_ms", "storm", "send_overhead", "memory", "middleware_overhead"];
 
 /// Every allocation of the process is counted, for the memory measure.
 #[global_allocator]
@@ -89,6 +92,9 @@ fn main() {
     }
     if wanted("send_overhead") {
         figures.insert("send_overhead".into(), overhead::run(&rt));
+    }
+    if wanted("middleware_overhead") {
+        figures.insert("middleware_overhead".into(), middleware::run(&rt));
     }
     if wanted("memory") {
         let (memory, fake_pod_logins_per_s) = memory::run(&rt);

@@ -246,3 +246,37 @@ fn api_errors_say_what_happened_without_tokens() {
     let error = ApiError::Transport { attempts: 2, failure: TransportFailure::new(TransportKind::Timeout, "slow") };
     assert_eq!(error.to_string(), "the API call failed after 2 attempt(s): timed out: slow");
 }
+
+#[test]
+fn a_call_without_replay_returns_its_401_and_retryable_statuses_and_fails_on_a_transport_failure() {
+    let retry = Some(ApiRetry::new(policy(3)));
+    for status in [401, 503, 429] {
+        let mut call = call(Method::GET, retry.clone()).without_replay();
+        assert!(!call.is_replayable());
+        call.request_head(&tokens(1), None);
+        assert_eq!(returned(call.handle(Ok(answer(status, None)), NOW)), status);
+    }
+    let mut once = call(Method::GET, retry).without_replay();
+    once.request_head(&tokens(1), None);
+    match once.handle(Err(TransportFailure::new(TransportKind::Connect, "refused")), NOW) {
+        ApiStep::Fail(ApiError::Transport { attempts: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(call(Method::GET, None).is_replayable());
+}
+
+#[test]
+fn the_request_head_is_the_request_without_its_body() {
+    let mut agent = ApiCall::new(request(Method::PUT, "/agent/v1/x"), &config(None), 1).unwrap();
+    let head = agent.request_head(&tokens(4), None);
+    let full = agent.request(&tokens(4));
+    assert_eq!(head.method(), full.method());
+    assert_eq!(head.uri(), full.uri());
+    assert_eq!(head.headers(), full.headers());
+    assert_eq!(head.headers()["sessionToken"], "session-4");
+    assert_eq!(head.headers()["keyManagerToken"], "km");
+    // The head counts as an attempt: a 401 on it names its generation.
+    let mut call = call(Method::GET, None);
+    call.request_head(&tokens(5), None);
+    assert!(matches!(call.handle(Ok(answer(401, None)), NOW), ApiStep::Relogin(Generation(5))));
+}
