@@ -21,7 +21,7 @@ use crate::transport::classify;
 /// Logins go through the bot's own HTTP client; API calls through yours, with its TLS roots, timeouts and the
 /// middlewares after this one.
 ///
-/// **Streamed bodies** ([`reqwest::Body::wrap_stream`]) cannot be sent twice: such a request is sent once, and a
+/// **Streamed bodies** (`reqwest::Body::wrap_stream`, `reqwest::Body::wrap`) cannot be sent twice: such a request is sent once, and a
 /// 401 (or a 5xx) on it is returned as it is. The next request hits the expired tokens again and logs in.
 #[derive(Clone, Debug)]
 pub struct SymphonyAuth {
