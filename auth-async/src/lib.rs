@@ -38,12 +38,12 @@
 pub use symphony_auth_core;
 
 mod bot;
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod extension_app;
 mod transport;
 
 pub use bot::{Async, Bot, BotBuilder};
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use extension_app::ExtensionAppClient;
 pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};
 
