@@ -83,7 +83,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>) -> Result<(), Failure> {
     }
 
     println!("credentials:");
-    let loaded = match settings.load(&mut |file| std::fs::read(file)) {
+    let loaded = match settings.load_with_signer(crate::signer_backend(), &mut |file| std::fs::read(file)) {
         Ok(loaded) => loaded,
         Err(error) => {
             report.problem(Class::Config, error.to_string());
@@ -214,6 +214,9 @@ fn describe_rsa_key(source: &Source, report: &mut Report) {
                 _ => "other",
             };
             report.ok(&format!("RSA private key: {format}, {} bits", signer.bits()));
+            if let Some(backend) = crate::signer_backend() {
+                report.note(&format!("signed with {backend}, the fastest signer in this build"));
+            }
             println!("public key (SPKI PEM): the pod must hold exactly this one for the bot");
             print!("{}", signer.public_key_pem());
         }
