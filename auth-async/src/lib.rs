@@ -41,14 +41,14 @@
 pub use symphony_auth_core;
 
 mod bot;
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod extension_app;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
 mod middleware;
 mod transport;
 
 pub use bot::{Async, Bot, BotBuilder};
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use extension_app::ExtensionAppClient;
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::for_reqwest::SymphonyAuth;

@@ -41,14 +41,14 @@
 pub use symphony_auth_core;
 
 mod bot;
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod extension_app;
 mod middleware;
 mod tls;
 mod transport;
 
 pub use bot::{Blocking, Bot, BotBuilder};
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use extension_app::ExtensionAppClient;
 pub use middleware::SymphonyAuth;
 pub use symphony_auth_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT};

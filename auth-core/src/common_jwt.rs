@@ -35,9 +35,9 @@ use crate::time::UnixTime;
 use crate::tokens::{Generation, SESSION_TOKEN_HEADER, SecretHeader, Tokens};
 use crate::{HttpRequest, HttpResponse};
 
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod jwks;
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use jwks::{AccessTokenKeys, parse_access_token_keys};
 
 /// A5's path, on the pod.

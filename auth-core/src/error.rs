@@ -105,6 +105,14 @@ pub enum KeyError {
         /// The modulus size.
         bits: usize,
     },
+    /// The signer backend asked for is not compiled into this build.
+    #[error("the `{backend}` signer is not in this build: enable the `{feature}` feature")]
+    BackendNotCompiled {
+        /// The backend's name (`rsa`, `ring`, `aws-lc`).
+        backend: &'static str,
+        /// The cargo feature that compiles it in.
+        feature: &'static str,
+    },
 }
 
 /// Signing the login JWT failed (for example an HSM refused). Holds the signer's description, never key material.

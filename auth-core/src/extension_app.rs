@@ -366,7 +366,7 @@ pub fn parse_extension_app_tokens(response: &HttpResponse) -> Result<ExtensionAp
 }
 
 /// Reads `{"certificate": "<PEM>"}` (E3, E4).
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 ///
 /// # Errors
 /// [`ExtensionAppError`]; [`ExtensionAppError::Certificate`] when the PEM is not an X.509 certificate with an

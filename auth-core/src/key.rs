@@ -2,7 +2,7 @@
 //! and the signers built on them. The PEM comes in as bytes: the core reads no files.
 
 // Without a signer feature only the key-format vocabulary is used.
-#![cfg_attr(not(any(feature = "rsa-signer", feature = "ring-signer")), allow(dead_code))]
+#![cfg_attr(not(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer")), allow(dead_code))]
 
 use zeroize::Zeroizing;
 
@@ -216,6 +216,11 @@ mod ring_signer {
 
 #[cfg(feature = "ring-signer")]
 pub use ring_signer::RingSigner;
+
+#[cfg(feature = "aws-lc-signer")]
+mod aws_lc_signer;
+#[cfg(feature = "aws-lc-signer")]
+pub use aws_lc_signer::AwsLcSigner;
 
 #[cfg(test)]
 mod tests {

@@ -28,11 +28,12 @@ mod response;
 mod retry;
 mod session_info;
 mod signer;
+mod signer_backend;
 mod time;
 mod tokens;
 #[cfg(feature = "tracing")]
 mod trace;
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod user_jwt;
 
 /// A request, as the machine builds it and a driver sends it.
@@ -50,7 +51,7 @@ pub use common_jwt::{
     ACCESS_TOKEN_KEYS_PATH, ACCESS_TOKEN_PATH, AccessToken, AccessTokenError, Bearer, BearerAuth, BearerStep,
     CommonJwtSettings, DEFAULT_COMMON_JWT_LEEWAY, access_token_keys_request, access_token_request, parse_access_token,
 };
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use common_jwt::{AccessTokenKeys, parse_access_token_keys};
 pub use config::{
     BaseUrl, Config, DEFAULT_JWT_LIFETIME, DefaultHeaders, Endpoints, KeyManagerPolicy, LoginMethod, MAX_JWT_LIFETIME,
@@ -61,7 +62,7 @@ pub use error::{
     AuthError, ConfigError, FailureCause, KeyError, ProtocolProblem, SignError, TransportFailure, TransportKind,
     UsageError,
 };
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use extension_app::parse_pod_certificate;
 pub use extension_app::{
     APP_POD_CERTIFICATE_PATH, AppBackend, AppBackendError, AppCredential, AppId, AppIdentityError, AppToken,
@@ -77,6 +78,8 @@ pub use health::{
 };
 pub use identity::{ClientIdentity, IdentityError, IdentityKeyFormat};
 pub use jwt::{Jwt, SKD_CLAIM, SignedJwt, UnsignedJwt, decode_claims, grants_simplified_key_delivery, login_jwt};
+#[cfg(feature = "aws-lc-signer")]
+pub use key::AwsLcSigner;
 #[cfg(feature = "ring-signer")]
 pub use key::RingSigner;
 #[cfg(feature = "rsa-signer")]
@@ -92,12 +95,13 @@ pub use response::{MAX_RESPONSE_BODY, agent_supports_simplified_key_delivery, se
 pub use retry::{CoolDown, RetryPolicy, parse_retry_after};
 pub use session_info::{SessionInfo, SessionInfoError, parse_session_info};
 pub use signer::JwtSigner;
+pub use signer_backend::SignerBackend;
 pub use time::UnixTime;
 pub use tokens::{
     AuthorizationToken, Generation, KEY_MANAGER_TOKEN_HEADER, KeyManagerToken, SESSION_TOKEN_HEADER, SessionToken,
     Target, Tokens,
 };
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 pub use user_jwt::{PodCertificate, SymphonyUser, UserClaims, UserJwtError};
 
 #[cfg(test)]

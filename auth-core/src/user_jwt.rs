@@ -1,5 +1,5 @@
 //! The pod certificate and the user JWTs it signs: what an extension app's backend checks before trusting who the
-//! frontend says the user is. Verification uses the crate's crypto backend (`rsa`, else `ring`).
+//! frontend says the user is. Verification uses the crate's crypto backend (`rsa`, else `ring`, else `aws-lc`).
 //!
 //! The rules (PROTOCOL §9, §15.24): an RS256 or RS512 signature by the pod certificate's key; `exp` in the future;
 //! `aud` equal to the app id (required, as BDK-Python does: a JWT minted for another app must not log a user into
@@ -157,6 +157,18 @@ pub(crate) fn verify_pkcs1(pkcs1: &[u8], algorithm: Algorithm, message: &[u8], s
 #[cfg(all(feature = "ring-signer", not(feature = "rsa-signer")))]
 pub(crate) fn verify_pkcs1(pkcs1: &[u8], algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
     use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, UnparsedPublicKey};
+    let parameters = match algorithm {
+        Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::Rs512 => &RSA_PKCS1_2048_8192_SHA512,
+    };
+    UnparsedPublicKey::new(parameters, pkcs1).verify(message, signature).is_ok()
+}
+
+/// Whether `signature` is an RSASSA-PKCS1-v1_5 signature of `message` by the RSA public key `pkcs1` (DER
+/// `RSAPublicKey`), with the crate's crypto backend.
+#[cfg(all(feature = "aws-lc-signer", not(feature = "rsa-signer"), not(feature = "ring-signer")))]
+pub(crate) fn verify_pkcs1(pkcs1: &[u8], algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, UnparsedPublicKey};
     let parameters = match algorithm {
         Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
         Algorithm::Rs512 => &RSA_PKCS1_2048_8192_SHA512,

@@ -25,16 +25,9 @@ fn read_key(path: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// Every signer of this build: the vectors run with `--no-default-features --features ring-signer` too.
-#[allow(clippy::vec_init_then_push)] // each push depends on a feature
+/// Every signer of this build (`rsa`, `ring`, `aws-lc`): CI also runs the vectors with each non-default signer alone.
 fn signers(key: &[u8]) -> Vec<Arc<dyn JwtSigner>> {
-    let mut all: Vec<Arc<dyn JwtSigner>> = Vec::new();
-    #[cfg(feature = "rsa-signer")]
-    all.push(Arc::new(symphony_auth_core::RsaSigner::from_pem(key).unwrap()));
-    #[cfg(feature = "ring-signer")]
-    all.push(Arc::new(symphony_auth_core::RingSigner::from_pem(key).unwrap()));
-    let _ = key;
-    all
+    symphony_auth_core::SignerBackend::compiled().map(|backend| backend.load_pem(key).unwrap()).collect()
 }
 
 fn jwt_for(vector: &Value, signer: &dyn JwtSigner) -> String {
@@ -43,7 +36,7 @@ fn jwt_for(vector: &Value, signer: &dyn JwtSigner) -> String {
     login_jwt(vector["username"].as_str().unwrap(), now, lifetime, signer).unwrap().expose_secret().to_owned()
 }
 
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 #[test]
 fn login_jwts_are_byte_identical_to_openssl_for_every_signer() {
     let vectors = vectors();
@@ -103,7 +96,7 @@ fn login_requests_match_exactly_with_no_extra_header() {
             (LoginEndpoint::AgentVersion, _) => agent_info(&endpoints),
             (_, Some(jwt)) => {
                 // The public builder, with the JWT a real signer makes...
-                #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+                #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
                 {
                     let jwt_vector = all["login_jwt"].as_array().unwrap().iter().find(|v| v["name"] == jwt).unwrap();
                     for signer in signers(&read_key(jwt_vector["key"].as_str().unwrap())) {

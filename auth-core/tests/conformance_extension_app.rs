@@ -1,7 +1,7 @@
 //! The extension-app (E1–E4) and Common JWT (A5) sections of `conformance/login-vectors.json`: exact requests and
 //! the reading of their answers, with every signer this build has.
 
-#![cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#![cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,14 +23,8 @@ fn read_key(path: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-#[allow(clippy::vec_init_then_push)] // each push depends on a feature
 fn signers(key: &[u8]) -> Vec<Arc<dyn JwtSigner>> {
-    let mut all: Vec<Arc<dyn JwtSigner>> = Vec::new();
-    #[cfg(feature = "rsa-signer")]
-    all.push(Arc::new(symphony_auth_core::RsaSigner::from_pem(key).unwrap()));
-    #[cfg(feature = "ring-signer")]
-    all.push(Arc::new(symphony_auth_core::RingSigner::from_pem(key).unwrap()));
-    all
+    symphony_auth_core::SignerBackend::compiled().map(|backend| backend.load_pem(key).unwrap()).collect()
 }
 
 fn response(vector: &Value) -> symphony_auth_core::HttpResponse {

@@ -33,17 +33,23 @@ mod config_file {
         })
     }
 
-    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
     #[test]
     fn a_configured_key_is_loaded_into_the_default_signer_when_both_are_compiled() {
         let settings = parse_bdk_config("host: h\nbot: {username: b, privateKey: {path: key.pem}}", &|_| None).unwrap();
         let loaded = settings.load(&mut read).unwrap();
         let symphony_auth_core::LoginMethod::Rsa(signer) = loaded.config.method() else { panic!("not an RSA login") };
-        let expected = if cfg!(feature = "rsa-signer") { "RsaSigner" } else { "RingSigner" };
+        let expected = if cfg!(feature = "rsa-signer") {
+            "RsaSigner"
+        } else if cfg!(feature = "ring-signer") {
+            "RingSigner"
+        } else {
+            "AwsLcSigner"
+        };
         assert!(format!("{signer:?}").starts_with(expected), "{signer:?}");
     }
 
-    #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
+    #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer")))]
     #[test]
     fn without_a_signer_an_rsa_configuration_names_the_features_it_needs() {
         let settings = parse_bdk_config("host: h\nbot: {username: b, privateKey: {path: key.pem}}", &|_| None).unwrap();

@@ -29,15 +29,9 @@ fn read(path: &str) -> Vec<u8> {
 }
 
 fn signer(key: &str) -> Arc<dyn JwtSigner> {
-    let pem = read(key);
-    #[cfg(feature = "rsa-signer")]
-    return Arc::new(symphony_auth_core::RsaSigner::from_pem(&pem).unwrap());
-    #[cfg(all(not(feature = "rsa-signer"), feature = "ring-signer"))]
-    return Arc::new(symphony_auth_core::RingSigner::from_pem(&pem).unwrap());
-    #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
-    {
-        let _ = pem;
-        Arc::new(support::ConstantSigner)
+    match symphony_auth_core::SignerBackend::build_default() {
+        Some(backend) => backend.load_pem(&read(key)).unwrap(),
+        None => Arc::new(support::ConstantSigner),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use symphony_auth_core::{JwtSigner, RsaSigner};
+use symphony_auth_core::JwtSigner;
 use symphony_auth_testkit::FakePodServer;
 use tokio::runtime::Runtime;
 
@@ -52,15 +52,16 @@ fn asynchronous(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner
     })
 }
 
-/// `sign_ms`: the median of one 4096-bit `rsa` signature (when measured), for the floor "one latency plus one signature".
+/// `sign_ms`: the median of one 4096-bit signature by the bots' signer (when measured), for the floor "one latency
+/// plus one signature".
 pub(crate) fn run(rt: &Runtime, sign_ms: Option<f64>) -> Value {
-    let signer: Arc<dyn JwtSigner> = Arc::new(RsaSigner::from_pem(KEY_4096.0).expect("fixture key"));
+    let (backend, signer) = fixture::fastest_signer(KEY_4096.0);
     let server = fixture::fake_pod(KEY_4096.1);
     let mut table = Table::new(
-        format!("cold_login_ms: new Bot + tokens(), RSA 4096 (rsa signer), {RUNS} runs each, ms"),
+        format!("cold_login_ms: new Bot + tokens(), RSA 4096 ({backend} signer), {RUNS} runs each, ms"),
         &["driver", "latency", "mode", "p50 ms", "p90 ms", "min ms", "max ms"],
     );
-    let mut out = json!({ "key_bits": 4096, "signer": "rsa", "runs": RUNS });
+    let mut out = json!({ "key_bits": 4096, "signer": backend.name(), "runs": RUNS });
     for latency_ms in LATENCIES_MS {
         fixture::set_login_latency(&server, Duration::from_millis(latency_ms));
         for (driver, is_async) in [("blocking", false), ("async", true)] {

@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use symphony_auth_core::{BaseUrl, Config, Endpoints, JwtSigner, USER_AGENT_VALUE};
+use symphony_auth_core::{BaseUrl, Config, Endpoints, JwtSigner, SignerBackend, USER_AGENT_VALUE};
 use symphony_auth_testkit::{Endpoint, FakePod, FakePodServer};
 
 /// The bot's name on the fake.
@@ -21,6 +21,12 @@ pub(crate) const KEY_4096: (&[u8], &str) =
 /// The drivers' default timeouts: the bare clients use the same.
 const CONNECT_TIMEOUT: Duration = symphony_auth_blocking::DEFAULT_CONNECT_TIMEOUT;
 const TIMEOUT: Duration = symphony_auth_blocking::DEFAULT_TIMEOUT;
+
+/// The fastest signer compiled in (the bench compiles all three) over `private_pem`, and which one it is.
+pub(crate) fn fastest_signer(private_pem: &[u8]) -> (SignerBackend, Arc<dyn JwtSigner>) {
+    let backend = SignerBackend::fastest().expect("the bench compiles every signer");
+    (backend, backend.load_pem(private_pem).expect("fixture key"))
+}
 
 /// A fake pod on loopback with [`BOT`] registered under `public_key_pem`.
 pub(crate) fn fake_pod(public_key_pem: &str) -> FakePodServer {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use symphony_auth_core::{JwtSigner, KEY_MANAGER_TOKEN_HEADER, RsaSigner, SESSION_TOKEN_HEADER, Tokens, echo};
+use symphony_auth_core::{JwtSigner, KEY_MANAGER_TOKEN_HEADER, SESSION_TOKEN_HEADER, Tokens, echo};
 use symphony_auth_testkit::FakePodServer;
 use tokio::runtime::Runtime;
 
@@ -192,7 +192,7 @@ fn summarise(callers: usize, each: usize, wall: Duration, own: &[Duration]) -> F
 }
 
 pub(crate) fn run(rt: &Runtime) -> Value {
-    let signer: Arc<dyn JwtSigner> = Arc::new(RsaSigner::from_pem(KEY_4096.0).expect("fixture key"));
+    let (_, signer) = fixture::fastest_signer(KEY_4096.0);
     let server = fixture::fake_pod(KEY_4096.1);
 
     let mut table = Table::new(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use symphony_auth_core::{JwtSigner, RsaSigner, echo};
+use symphony_auth_core::{JwtSigner, echo};
 use symphony_auth_testkit::{Endpoint, FakePodServer};
 use tokio::runtime::Runtime;
 
@@ -71,7 +71,7 @@ fn asynchronous(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner
 }
 
 pub(crate) fn run(rt: &Runtime) -> Value {
-    let signer: Arc<dyn JwtSigner> = Arc::new(RsaSigner::from_pem(KEY_4096.0).expect("fixture key"));
+    let (_, signer) = fixture::fastest_signer(KEY_4096.0);
     let server = fixture::fake_pod(KEY_4096.1);
     let mut table = Table::new(
         format!(

@@ -6,13 +6,12 @@
 //! store, proxy and timeouts come from the core's reader, as for `login`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_yaml_ng::Value;
 use symphony_auth_blocking::symphony_auth_core::driver::{ClientOptions, ProxyUrl, parse_certificates};
 use symphony_auth_blocking::symphony_auth_core::{
-    AppCredential, AppId, ClientIdentity, ExtensionApp, LoadedSettings, RsaSigner, Service,
+    AppCredential, AppId, ClientIdentity, ExtensionApp, LoadedSettings, Service, SignerBackend,
 };
 use symphony_auth_blocking::{Error, ExtensionAppClient};
 
@@ -95,7 +94,8 @@ fn jwt_from_stdin() -> Result<zeroize::Zeroizing<String>, Failure> {
 fn client(path: &Path) -> Result<(ExtensionAppClient, String), Failure> {
     // The app's settings: a file with an `app` section needs no `bot` one.
     let read = &mut |file: &Path| std::fs::read(file);
-    let loaded = crate::read_config_file(path)?.load_app(read).map_err(Error::from)?;
+    let loaded =
+        crate::read_config_file(path)?.load_app_with_signer(crate::signer_backend(), read).map_err(Error::from)?;
     let app = read_app(path)?;
     let endpoints = loaded.config.endpoints().clone();
     let host = if app.certificate { endpoints.session_auth.host() } else { endpoints.pod.host() }.to_owned();
@@ -105,9 +105,10 @@ fn client(path: &Path) -> Result<(ExtensionAppClient, String), Failure> {
         options.identity = Some(identity);
         AppCredential::Certificate
     } else {
+        let backend = crate::signer_backend().unwrap_or(SignerBackend::Rsa);
         let signer =
-            RsaSigner::from_pem(&app.pem).map_err(|e| Failure::new(Class::Config, format!("app.privateKey: {e}")))?;
-        AppCredential::Rsa(Arc::new(signer))
+            backend.load_pem(&app.pem).map_err(|e| Failure::new(Class::Config, format!("app.privateKey: {e}")))?;
+        AppCredential::Rsa(signer)
     };
     let app_id = AppId::new(&app.id).map_err(|e| Failure::new(Class::Config, format!("app.appId: {e}")))?;
     let client = ExtensionAppClient::new(ExtensionApp::new(endpoints, app_id, credential), &options)?;

@@ -147,7 +147,7 @@ pub(crate) fn run(path: &Path, attempts: Option<u32>, json: bool) -> Result<(), 
     }
 
     report.section("credentials", "credentials:");
-    let loaded = match settings.load(&mut |file| std::fs::read(file)) {
+    let loaded = match settings.load_with_signer(crate::signer_backend(), &mut |file| std::fs::read(file)) {
         Ok(loaded) => loaded,
         Err(error) => {
             report.problem(Class::Config, error.to_string());
@@ -278,6 +278,9 @@ fn describe_rsa_key(source: &Source, report: &mut Report) {
                 _ => "other",
             };
             report.ok(&format!("RSA private key: {format}, {} bits", signer.bits()));
+            if let Some(backend) = crate::signer_backend() {
+                report.note(&format!("signed with {backend}, the fastest signer in this build"));
+            }
             let public = signer.public_key_pem();
             report.setting(
                 "public_key_pem",

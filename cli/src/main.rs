@@ -253,10 +253,16 @@ impl OboUserArg {
 /// What is told of each event of the bot's logins.
 type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
 
-/// Reads a BDK configuration file, as `Bot::from_config_file` does, for the commands that adjust it first.
+/// Reads a BDK configuration file, as `Bot::from_config_file` does, for the commands that adjust it first; an RSA
+/// key goes to the fastest signer compiled in ([`signer_backend`]).
 fn load_config_file(path: &std::path::Path) -> Result<LoadedSettings, Error> {
     let read = &mut |file: &std::path::Path| std::fs::read(file);
-    symphony_auth_blocking::symphony_auth_core::driver::load_bdk_file(path, read, &|name| std::env::var(name).ok())
+    Ok(read_config_file(path)?.load_with_signer(signer_backend(), read)?)
+}
+
+/// The signer of RSA keys: the fastest compiled in, `aws-lc` with the `aws-lc-signer` feature, else `ring`.
+fn signer_backend() -> Option<symphony_auth_blocking::symphony_auth_core::SignerBackend> {
+    symphony_auth_blocking::symphony_auth_core::SignerBackend::fastest()
 }
 
 /// Reads and parses a BDK configuration file without loading what it names.

@@ -13,7 +13,7 @@ pub(crate) fn run(path: &Path, user: OboUser, json: bool, attempts: Option<u32>)
     let settings = crate::read_config_file(path)?;
     let app_id = settings.app.as_ref().map(|app| app.app_id.clone()).unwrap_or_default();
     let read = &mut |file: &Path| std::fs::read(file);
-    let loaded = settings.load_obo(user, read).map_err(Error::from)?;
+    let loaded = settings.load_obo_with_signer(crate::signer_backend(), user, read).map_err(Error::from)?;
     let pod_host = loaded.config.endpoints().pod.host().to_owned();
     let bot = crate::build_bot(loaded, attempts, None)?;
     // The session info is the first call: it logs the app in, then the user, then reads the user's record.

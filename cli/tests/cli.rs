@@ -357,6 +357,8 @@ fn check_on_a_good_rsa_config_shows_the_public_key_and_each_endpoint() {
     assert!(output.status.success(), "{out}{}", stderr(&output));
     assert!(out.contains(PUB_2048), "the SPKI PEM of the key: {out}");
     assert!(out.contains("RSA private key: PKCS#8, 2048 bits"), "{out}");
+    let fastest = if cfg!(feature = "aws-lc-signer") { "aws-lc" } else { "ring" };
+    assert!(out.contains(&format!("signed with {fastest}, the fastest signer in this build")), "{out}");
     let (url, km) = (server.pod_url(), server.key_manager_url());
     assert!(out.contains(&format!("  pod           {url}\n")), "{out}");
     assert!(out.contains(&format!("POST {url}/login/pubkey/authenticate: HTTP 200, token received")), "{out}");

@@ -282,14 +282,29 @@ impl BotSettings {
     /// Reads what the settings name (key, certificate, trust store) through `read`, and builds everything a
     /// driver needs. `read` is the driver's file access: this crate reads no files itself.
     ///
-    /// An RSA key is loaded into `RsaSigner` when the `rsa-signer` feature is on (the default), and into
-    /// `RingSigner` when only `ring-signer` is; both sign the same JWTs. A build with neither reads certificate
-    /// configurations only, and answers an RSA one with an error that names the two features.
+    /// An RSA key is loaded into the [`SignerBackend::build_default`](crate::SignerBackend::build_default) signer:
+    /// `RsaSigner` when the `rsa-signer` feature is on (the default), else `RingSigner` when `ring-signer` is, else
+    /// `AwsLcSigner`; all sign the same JWTs. A build with none reads certificate configurations only, and answers
+    /// an RSA one with an error that names the features. [`load_with_signer`](Self::load_with_signer) chooses.
     pub fn load(
         &self,
         read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
     ) -> Result<LoadedSettings, ConfigFileError> {
-        let (method, identity) = load_credentials("bot", &self.credentials, read)?;
+        self.load_with_signer(crate::SignerBackend::build_default(), read)
+    }
+
+    /// As [`load`](Self::load), with an RSA key loaded into `signer` (for example
+    /// [`SignerBackend::fastest`](crate::SignerBackend::fastest)); `None` as in a build with no signer.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load); [`ConfigFileError::Key`] with [`KeyError::BackendNotCompiled`](crate::KeyError)
+    /// when the build lacks `signer`.
+    pub fn load_with_signer(
+        &self,
+        signer: Option<crate::SignerBackend>,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
+        let (method, identity) = load_credentials("bot", &self.credentials, signer, read)?;
         let config = self.to_config(method).map_err(|source| ConfigFileError::Invalid { key: "bot", source })?;
         self.loaded(config, identity, read)
     }
@@ -305,9 +320,22 @@ impl BotSettings {
         user: crate::OboUser,
         read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
     ) -> Result<LoadedSettings, ConfigFileError> {
+        self.load_obo_with_signer(crate::SignerBackend::build_default(), user, read)
+    }
+
+    /// As [`load_obo`](Self::load_obo), with the app's RSA key loaded into `signer`.
+    ///
+    /// # Errors
+    /// As [`load_with_signer`](Self::load_with_signer) and [`load_obo`](Self::load_obo).
+    pub fn load_obo_with_signer(
+        &self,
+        signer: Option<crate::SignerBackend>,
+        user: crate::OboUser,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
         let app = self.app.as_ref().ok_or(BdkConfigError::MissingKey("app.appId"))?;
         let credentials = app.credentials.as_ref().ok_or(BdkConfigError::MissingKey("app.privateKey"))?;
-        let (method, identity) = load_credentials("app", credentials, read)?;
+        let (method, identity) = load_credentials("app", credentials, signer, read)?;
         let invalid = |source| ConfigFileError::Invalid { key: "app", source };
         let config = match method {
             LoginMethod::Rsa(signer) => Config::obo_rsa(self.endpoints.clone(), &app.app_id, signer, user),
@@ -328,9 +356,21 @@ impl BotSettings {
         &self,
         read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
     ) -> Result<LoadedSettings, ConfigFileError> {
+        self.load_app_with_signer(crate::SignerBackend::build_default(), read)
+    }
+
+    /// As [`load_app`](Self::load_app), with an RSA key loaded into `signer`.
+    ///
+    /// # Errors
+    /// As [`load_with_signer`](Self::load_with_signer).
+    pub fn load_app_with_signer(
+        &self,
+        signer: Option<crate::SignerBackend>,
+        read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<LoadedSettings, ConfigFileError> {
         let app = self.app.as_ref().ok_or(BdkConfigError::MissingKey("app.appId"))?;
         let credentials = app.credentials.as_ref().ok_or(BdkConfigError::MissingKey("app.privateKey"))?;
-        let (method, identity) = load_credentials("app", credentials, read)?;
+        let (method, identity) = load_credentials("app", credentials, signer, read)?;
         let config = Config::new(self.endpoints.clone(), &app.app_id, method)
             .map_err(|source| ConfigFileError::Invalid { key: "app", source })?;
         self.loaded(self.adjust(config), identity, read)
@@ -381,32 +421,30 @@ fn bytes(
     }
 }
 
-/// The login method (a signer over the key) or the client identity of `credentials`, under `bot` or `app`.
+/// The login method (a signer of backend `signer` over the key) or the client identity of `credentials`, under
+/// `bot` or `app`.
 fn load_credentials(
     owner: &'static str,
     credentials: &CredentialSource,
+    signer: Option<crate::SignerBackend>,
     read: &mut dyn FnMut(&std::path::Path) -> std::io::Result<Vec<u8>>,
 ) -> Result<(LoginMethod, Option<ClientIdentity>), ConfigFileError> {
     let (key_name, certificate_name) =
         if owner == "app" { ("app.privateKey", "app.certificate") } else { ("bot.privateKey", "bot.certificate") };
     match credentials {
-        #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
         CredentialSource::RsaKey(source) => {
+            let Some(backend) = signer else {
+                return Err(ConfigFileError::Parse(BdkConfigError::InvalidValue {
+                    key: key_name.into(),
+                    reason: "this build has no JWT signer: enable the `rsa-signer`, `ring-signer` or `aws-lc-signer` \
+                             feature"
+                        .into(),
+                }));
+            };
             let pem = zeroize::Zeroizing::new(bytes(key_name, source, read)?);
-            // Features add up across a build: another crate turning `ring-signer` on must not change the
-            // signer of an application that kept the default.
-            #[cfg(feature = "rsa-signer")]
-            let signer = crate::RsaSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
-            #[cfg(not(feature = "rsa-signer"))]
-            let signer = crate::RingSigner::from_pem(&pem).map(|s| std::sync::Arc::new(s) as _);
-            let signer = signer.map_err(|source| ConfigFileError::Key { key: key_name, source })?;
+            let signer = backend.load_pem(&pem).map_err(|source| ConfigFileError::Key { key: key_name, source })?;
             Ok((LoginMethod::Rsa(signer), None))
         }
-        #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
-        CredentialSource::RsaKey(_) => Err(ConfigFileError::Parse(BdkConfigError::InvalidValue {
-            key: key_name.into(),
-            reason: "this build has no JWT signer: enable the `rsa-signer` or `ring-signer` feature".into(),
-        })),
         CredentialSource::Absent => Err(ConfigFileError::Parse(BdkConfigError::NoBot)),
         CredentialSource::Certificate { source, password } => {
             let data = zeroize::Zeroizing::new(bytes(certificate_name, source, read)?);

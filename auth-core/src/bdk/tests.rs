@@ -125,7 +125,7 @@ fn each_mistake_names_its_key() {
     );
 }
 
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 #[test]
 fn loading_reads_through_the_callers_reader_and_names_failures() {
     let settings =
@@ -141,7 +141,13 @@ fn loading_reads_through_the_callers_reader_and_names_failures() {
         .unwrap();
     assert_eq!(reads, [PathBuf::from("/keys/bot.pem"), PathBuf::from("/ca.pem")]);
     assert!(matches!(loaded.config.method(), LoginMethod::Rsa(_)));
-    let compiled = if cfg!(feature = "rsa-signer") { "RsaSigner" } else { "RingSigner" };
+    let compiled = if cfg!(feature = "rsa-signer") {
+        "RsaSigner"
+    } else if cfg!(feature = "ring-signer") {
+        "RingSigner"
+    } else {
+        "AwsLcSigner"
+    };
     assert!(format!("{:?}", loaded.config.method()).contains(compiled), "the default signer is preferred");
     assert_eq!(loaded.extra_roots_pem.as_deref(), Some(&b"roots"[..]));
 
@@ -150,7 +156,7 @@ fn loading_reads_through_the_callers_reader_and_names_failures() {
     assert!(missing.to_string().starts_with("`bot.privateKey`: cannot read \"/keys/bot.pem\""), "{missing}");
     let weak =
         settings.load(&mut |_| Ok(include_bytes!("../../../fixtures/keys/weak-1024.pkcs8.pem").to_vec())).unwrap_err();
-    if cfg!(feature = "rsa-signer") {
+    if cfg!(feature = "rsa-signer") || !cfg!(feature = "ring-signer") {
         assert_eq!(weak, ConfigFileError::Key { key: "bot.privateKey", source: KeyError::TooSmall { bits: 1024 } });
     } else {
         // ring refuses small keys itself, before their size can be reported.
@@ -160,6 +166,35 @@ fn loading_reads_through_the_callers_reader_and_names_failures() {
     let no_key =
         cert.load(&mut |_| Ok(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec())).unwrap_err();
     assert_eq!(no_key, ConfigFileError::Identity { key: "bot.certificate", source: IdentityError::NoPrivateKey });
+}
+
+/// An explicit backend loads the key when compiled in, and is named with its feature when not; `None` behaves as
+/// a build without a signer.
+#[test]
+fn loading_with_a_chosen_signer_uses_it_or_names_its_feature() {
+    let settings = parse("host: h\nbot: {username: b, privateKey: {path: /keys/bot.pem}}").unwrap();
+    let key = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
+    for backend in crate::SignerBackend::ALL {
+        match settings.load_with_signer(Some(backend), &mut |_| Ok(key.to_vec())) {
+            Ok(loaded) => {
+                assert!(backend.is_compiled(), "{backend}");
+                let LoginMethod::Rsa(signer) = loaded.config.method() else { panic!("not an RSA login") };
+                let expected = match backend {
+                    crate::SignerBackend::Rsa => "RsaSigner",
+                    crate::SignerBackend::Ring => "RingSigner",
+                    _ => "AwsLcSigner",
+                };
+                assert!(format!("{signer:?}").starts_with(expected), "{signer:?}");
+            }
+            Err(error) => {
+                assert!(!backend.is_compiled(), "{backend}: {error}");
+                let source = KeyError::BackendNotCompiled { backend: backend.name(), feature: backend.feature() };
+                assert_eq!(error, ConfigFileError::Key { key: "bot.privateKey", source });
+            }
+        }
+    }
+    let none = settings.load_with_signer(None, &mut |_| Ok(key.to_vec())).unwrap_err();
+    assert!(none.to_string().contains("`aws-lc-signer`"), "{none}");
 }
 
 #[test]

@@ -287,7 +287,7 @@ fn common_jwt_enabled_in_a_bdk_file_puts_the_bearer_on_pod_calls() {
 
 /// A6: an access token of the fake pod verifies against the fake pod's JWKS; a tampered one, or one whose `kid`
 /// the JWKS lacks, does not.
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 #[test]
 fn access_tokens_verify_against_the_jwks() {
     use std::time::SystemTime;

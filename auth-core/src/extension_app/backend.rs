@@ -29,7 +29,7 @@ pub enum AppBackendError {
     #[error("app token pair refused: {0}")]
     Pair(#[from] PairCheckError),
     /// A user JWT was refused.
-    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
     #[error(transparent)]
     UserJwt(#[from] crate::UserJwtError),
 }
@@ -39,7 +39,7 @@ pub enum AppBackendError {
 pub struct AppBackend {
     app: ExtensionApp,
     store: AppTokenStore,
-    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
     certificate: Option<crate::PodCertificate>,
 }
 
@@ -50,7 +50,7 @@ impl AppBackend {
         Self {
             app,
             store: AppTokenStore::new(capacity),
-            #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+            #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
             certificate: None,
         }
     }
@@ -102,7 +102,7 @@ impl AppBackend {
     }
 
     /// The request for the pod certificate, when it has not been fetched yet.
-    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
     #[must_use]
     pub fn pod_certificate_request(&self) -> Option<HttpRequest> {
         self.certificate.is_none().then(|| self.app.pod_certificate_request())
@@ -112,7 +112,7 @@ impl AppBackend {
     ///
     /// # Errors
     /// [`ExtensionAppError`].
-    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
     pub fn handle_pod_certificate(&mut self, response: &HttpResponse) -> Result<(), AppBackendError> {
         self.certificate = Some(super::parse_pod_certificate(response)?);
         Ok(())
@@ -124,7 +124,7 @@ impl AppBackend {
     /// # Errors
     /// [`ExtensionAppError::Certificate`] when no certificate was fetched; the [`UserJwtError`](crate::UserJwtError)
     /// of the check.
-    #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+    #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
     pub fn verify_user_jwt(&self, jwt: &str, now: UnixTime) -> Result<crate::UserClaims, AppBackendError> {
         let certificate =
             self.certificate.as_ref().ok_or(ExtensionAppError::Certificate("the pod certificate was not fetched"))?;

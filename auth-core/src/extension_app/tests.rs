@@ -198,7 +198,7 @@ fn the_store_is_bounded_and_drops_expired_then_soonest_entries() {
     assert!(!format!("{store:?}").contains("s-late"));
 }
 
-#[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod user_jwts {
     use symphony_auth_testkit::{PodCertificate as Signer, UserJwt, UserJwtAlgorithm};
 

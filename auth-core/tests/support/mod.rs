@@ -15,22 +15,17 @@ use symphony_auth_core::{
 
 pub const START: UnixTime = UnixTime::from_secs(1_700_000_000);
 
-/// The fixture key's signer: the `rsa` crate's, or `ring`'s in a build without it (the JWTs are the same).
+/// The fixture key's signer: the build default's (`rsa`, else `ring`, else `aws-lc`; the JWTs are the same), or a
+/// constant one in a build with no signer.
 pub fn signer() -> Arc<dyn JwtSigner> {
     static SIGNER: OnceLock<Arc<dyn JwtSigner>> = OnceLock::new();
     SIGNER
         .get_or_init(|| {
             let pem = include_bytes!("../../../fixtures/keys/bot-2048.pkcs8.pem");
-            #[cfg(feature = "rsa-signer")]
-            let signer: Arc<dyn JwtSigner> = Arc::new(symphony_auth_core::RsaSigner::from_pem(pem).unwrap());
-            #[cfg(all(not(feature = "rsa-signer"), feature = "ring-signer"))]
-            let signer: Arc<dyn JwtSigner> = Arc::new(symphony_auth_core::RingSigner::from_pem(pem).unwrap());
-            #[cfg(not(any(feature = "rsa-signer", feature = "ring-signer")))]
-            let signer: Arc<dyn JwtSigner> = {
-                let _ = pem;
-                Arc::new(ConstantSigner)
-            };
-            signer
+            match symphony_auth_core::SignerBackend::build_default() {
+                Some(backend) => backend.load_pem(pem).unwrap(),
+                None => Arc::new(ConstantSigner),
+            }
         })
         .clone()
 }

@@ -2,12 +2,11 @@
 //! a BDK configuration file, and checked by the core when the authenticator is made.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use symphony_auth_core::{
     Authenticator, BaseUrl, Config, ConfigFileError, CoolDown, Endpoints, KeyManagerPolicy, LoginMethod, RetryPolicy,
-    RsaSigner, parse_bdk_config,
+    SignerBackend, parse_bdk_config,
 };
 use zeroize::Zeroizing;
 
@@ -16,6 +15,11 @@ use crate::abi::{
     into_handle, last_error, text, with_handle,
 };
 use crate::machine::SymphonyAuthAuthenticator;
+
+/// The signer of RSA keys: `aws-lc` when this library is built with the `aws-lc-signer` feature, else `rsa`.
+fn signer_backend() -> SignerBackend {
+    SignerBackend::fastest().unwrap_or(SignerBackend::Rsa)
+}
 
 /// Which service a base URL is for (`symphony_auth_config_set_url`). A service left unset uses the pod's URL.
 #[repr(u32)]
@@ -78,7 +82,9 @@ impl SymphonyAuthConfig {
     fn load_bdk(&mut self, text: &str) -> Result<(), Failure> {
         let settings = parse_bdk_config(text, &|name| std::env::var(name).ok())
             .map_err(|e| Failure::config(ConfigFileError::from(e)))?;
-        let loaded = settings.load(&mut |path| std::fs::read(path)).map_err(Failure::config)?;
+        let loaded = settings
+            .load_with_signer(Some(signer_backend()), &mut |path| std::fs::read(path))
+            .map_err(Failure::config)?;
         let config = &loaded.config;
         let endpoints = config.endpoints();
         self.pod = Some(endpoints.pod.clone());
@@ -305,8 +311,8 @@ pub unsafe extern "C" fn symphony_auth_config_set_rsa_key_pem(
     with_handle(config, |config| {
         // SAFETY: `pem` points at `pem_len` readable bytes (the contract above).
         let pem = unsafe { bytes(pem, pem_len, "pem")? };
-        let signer = RsaSigner::from_pem(pem).map_err(Failure::config)?;
-        config.method = Some(LoginMethod::Rsa(Arc::new(signer)));
+        let signer = signer_backend().load_pem(pem).map_err(Failure::config)?;
+        config.method = Some(LoginMethod::Rsa(signer));
         Ok(())
     })
 }
