@@ -9,7 +9,9 @@
 //! 3. `recovery_ms`: a call answered 401 → the replay's answer, against the floor (one login + one call);
 //! 4. `storm`: 1,000 tasks / 64 threads meet a 401 together: logins on the fake (must be 1), time to the end;
 //! 5. `send_overhead`: `Bot::send` vs the bare HTTP client, p50 / p99; the `tokens()` fast path in ns;
-//! 6. `memory`: heap bytes per ready bot; `fake_pod_logins_per_s`.
+//! 6. `memory`: heap bytes per ready bot; `fake_pod_logins_per_s`;
+//! 7. `fleet`: 1,000 bots in one process cold-start at once, then meet a 401 at once, both drivers, against the
+//!    floor (bots × signature time ÷ cores).
 //!
 //! Prints a table per measure, then, as the last line, one JSON object with every figure. Measure names as
 //! arguments (`-- storm memory`) run only those.
@@ -17,6 +19,7 @@
 mod alloc;
 mod cold_login;
 mod fixture;
+mod fleet;
 mod memory;
 mod overhead;
 mod recovery;
@@ -29,7 +32,7 @@ use std::time::Instant;
 use serde_json::json;
 
 /// The measures, by their JSON keys (`memory` includes `fake_pod_logins_per_s`).
-const MEASURES: [&str; 6] = ["sign_us", "cold_login_ms", "recovery_ms", "storm", "send_overhead", "memory"];
+const MEASURES: [&str; 7] = ["sign_us", "cold_login_ms", "recovery_ms", "storm", "send_overhead", "memory", "fleet"];
 
 /// Every allocation of the process is counted, for the memory measure.
 #[global_allocator]
@@ -94,6 +97,9 @@ fn main() {
         let (memory, fake_pod_logins_per_s) = memory::run(&rt);
         figures.insert("memory".into(), memory);
         figures.insert("fake_pod_logins_per_s".into(), fake_pod_logins_per_s);
+    }
+    if wanted("fleet") {
+        figures.insert("fleet".into(), fleet::run(&rt, cores));
     }
 
     let wall = started.elapsed().as_secs_f64();
