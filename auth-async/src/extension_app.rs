@@ -15,6 +15,7 @@ use symphony_auth_core::{
 use tokio::task;
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::transport::{self, Oversize};
 
 /// An extension app's backend (Circle of Trust): authenticates the app (E1 or E2) with a fresh app token, keeps
@@ -23,6 +24,7 @@ use crate::transport::{self, Oversize};
 pub struct ExtensionAppClient {
     backend: Mutex<AppBackend>,
     client: reqwest::Client,
+    gate: Gate,
     max_body: usize,
 }
 
@@ -46,7 +48,8 @@ impl ExtensionAppClient {
         let tls = options.extension_app_tls_config(&app, rustls_native_certs::load_native_certs)?;
         let client = transport::build_client(options, options.proxy.as_ref(), tls)?;
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
-        Ok(Self { backend: Mutex::new(backend), client, max_body: options.max_response_body })
+        let gate = Gate::new(&options.connections);
+        Ok(Self { backend: Mutex::new(backend), client, gate, max_body: options.max_response_body })
     }
 
     /// Authenticates the app with a fresh app token (64 random bytes, hex) and keeps the pair. Hand
@@ -71,7 +74,7 @@ impl ExtensionAppClient {
         .map_err(|failed| {
             TransportFailure::new(TransportKind::Other, format!("the signing task failed: {failed}"))
         })??;
-        let response = transport::exchange(&self.client, request, self.max_body, Oversize::Fail).await?;
+        let response = transport::exchange(&self.client, &self.gate, request, self.max_body, Oversize::Fail).await?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
 
@@ -89,7 +92,7 @@ impl ExtensionAppClient {
     /// [`Error::ExtensionApp`] for a refusal or an unusable certificate; [`Error::Transport`].
     pub async fn fetch_pod_certificate(&self) -> Result<(), Error> {
         let Some(request) = self.lock().pod_certificate_request() else { return Ok(()) };
-        let response = transport::exchange(&self.client, request, self.max_body, Oversize::Fail).await?;
+        let response = transport::exchange(&self.client, &self.gate, request, self.max_body, Oversize::Fail).await?;
         Ok(self.lock().handle_pod_certificate(&response)?)
     }
 

@@ -13,6 +13,7 @@ use symphony_auth_core::{
 use ureq::Agent;
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::transport;
 
 /// An extension app's backend (Circle of Trust): authenticates the app (E1 or E2) with a fresh app token, keeps
@@ -21,6 +22,7 @@ use crate::transport;
 pub struct ExtensionAppClient {
     backend: Mutex<AppBackend>,
     agent: Agent,
+    gate: Gate,
     max_body: usize,
 }
 
@@ -42,9 +44,10 @@ impl ExtensionAppClient {
     /// [`Error::Config`] for a certificate app without a client identity; [`Error::Tls`].
     pub fn new(app: ExtensionApp, options: &ClientOptions) -> Result<Self, Error> {
         let tls = options.extension_app_tls_config(&app, rustls_native_certs::load_native_certs)?;
-        let agent = transport::agent(tls, options.proxy.as_ref(), options.connect_timeout, options.timeout)?;
+        let agent = transport::agent(tls, options.proxy.as_ref(), options)?;
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
-        Ok(Self { backend: Mutex::new(backend), agent, max_body: options.max_response_body })
+        let gate = Gate::new(&options.connections);
+        Ok(Self { backend: Mutex::new(backend), agent, gate, max_body: options.max_response_body })
     }
 
     /// Authenticates the app with a fresh app token (64 random bytes, hex) and keeps the pair. Hand
@@ -59,7 +62,7 @@ impl ExtensionAppClient {
             .fill(&mut random[..])
             .map_err(|_| TransportFailure::new(TransportKind::Other, "the OS random generator failed"))?;
         let (app_token, request): (AppToken, _) = self.lock().authenticate_request(&random[..], now())?;
-        let response = transport::execute(&self.agent, request, self.max_body, false)?;
+        let response = transport::execute(&self.agent, &self.gate, request, self.max_body, false)?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
 
@@ -77,7 +80,7 @@ impl ExtensionAppClient {
     /// [`Error::ExtensionApp`] for a refusal or an unusable certificate; [`Error::Transport`].
     pub fn fetch_pod_certificate(&self) -> Result<(), Error> {
         let Some(request) = self.lock().pod_certificate_request() else { return Ok(()) };
-        let response = transport::execute(&self.agent, request, self.max_body, false)?;
+        let response = transport::execute(&self.agent, &self.gate, request, self.max_body, false)?;
         Ok(self.lock().handle_pod_certificate(&response)?)
     }
 

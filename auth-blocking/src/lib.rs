@@ -41,6 +41,7 @@ pub use symphony_auth_core;
 mod bot;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer"))]
 mod extension_app;
+mod gate;
 mod tls;
 mod transport;
 
