@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use symphony_auth_core::driver::{self, ClientOptions, Driver};
@@ -13,10 +13,11 @@ use symphony_auth_core::{
     HttpRequest, HttpResponse, LoginRequest, MAX_RESPONSE_BODY, Report, RequestId, SessionInfo, SignError, State, Step,
     Ticket, Tokens, TransportFailure, TransportKind, UnixTime, Want, parse_session_info,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::{self, JoinSet};
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::transport::{self, Oversize};
 
 /// The settings of a [`Bot`]; made by [`Bot::builder`].
@@ -38,8 +39,16 @@ impl Driver for Async {
             .map(|proxy| transport::build_client(&options, proxy.as_ref(), Arc::clone(&tls)))
             .collect::<Result<Vec<_>, _>>()?;
         let flight = Flight::new(Authenticator::new(config.clone(), options.seed));
+        let gate = Gate::new(&options.connections);
         Ok(Bot {
-            inner: Arc::new(Inner { config, clients, options, flight: Mutex::new(flight), notify: Notify::new() }),
+            inner: Arc::new(Inner {
+                config,
+                clients,
+                gate,
+                options,
+                flight: Mutex::new(flight),
+                notify: Notify::new(),
+            }),
         })
     }
 }
@@ -59,10 +68,18 @@ struct Inner {
     config: Config,
     /// One per distinct proxy of [`ClientOptions::clients_needed`].
     clients: Vec<reqwest::Client>,
+    /// The bound on requests in flight per host, over all the clients.
+    gate: Gate,
     options: ClientOptions,
     flight: Mutex<Flight>,
     /// Wakes followers when a leader finishes or goes away.
     notify: Notify,
+}
+
+/// Signatures in progress in the process, at most one per core (see `obtain`).
+fn signing_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from)))
 }
 
 pub(crate) fn now() -> UnixTime {
@@ -137,8 +154,7 @@ impl Bot {
         loop {
             let bearer = self.bearer(&mut call, &mut tokens).await?;
             let request = call.request_with(&tokens, bearer.as_ref());
-            let client = self.inner.client_for(request.uri());
-            let outcome = transport::exchange(client, request, self.max_body(), Oversize::Fail).await;
+            let outcome = self.inner.exchange(request, self.max_body(), Oversize::Fail).await;
             let step = self.inner.lock_flight().handle_api(&mut call, outcome, now());
             match step {
                 ApiStep::Return(response) => return Ok(response),
@@ -176,10 +192,7 @@ impl Bot {
             };
             // Dropped with this future if it is cancelled: a follower then fetches instead.
             let lease = BearerLease::new(&*self.inner, tokens);
-            let outcome = {
-                let client = self.inner.client_for(a5.uri());
-                transport::exchange(client, a5, MAX_RESPONSE_BODY, Oversize::Fail).await
-            };
+            let outcome = self.inner.exchange(a5, MAX_RESPONSE_BODY, Oversize::Fail).await;
             match lease.finish(call, tokens, outcome, now()) {
                 BearerStep::Attach(token) => return Ok(Some(token)),
                 BearerStep::Relogin(generation) => *tokens = self.obtain(Want::Newer(generation)).await?,
@@ -200,8 +213,7 @@ impl Bot {
     /// # Errors
     /// [`Error::Transport`] when the request fails below HTTP or its answer exceeds the size cap.
     pub async fn send_unauthenticated(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        let client = self.inner.client_for(request.uri());
-        Ok(transport::exchange(client, request, self.max_body(), Oversize::Fail).await?)
+        Ok(self.inner.exchange(request, self.max_body(), Oversize::Fail).await?)
     }
 
     /// The bot's own user record (`GET /pod/v2/sessioninfo`), through [`send`](Self::send).
@@ -222,8 +234,7 @@ impl Bot {
     pub async fn logout(&self) -> Result<(), Error> {
         let Some(tokens) = self.inner.lock_flight().machine().tokens() else { return Ok(()) };
         let request = symphony_auth_core::logout(self.inner.config.endpoints(), &tokens);
-        let client = self.inner.client_for(request.uri());
-        let response = transport::exchange(client, request, self.max_body(), Oversize::Fail).await?;
+        let response = self.inner.exchange(request, self.max_body(), Oversize::Fail).await?;
         let (outcome, events) = {
             let mut flight = self.inner.lock_flight();
             let outcome = flight.handle_logout(tokens.generation(), &response);
@@ -261,12 +272,18 @@ impl Bot {
                     continue;
                 }
                 Step::Follow => continue,
-                // An RSA signature takes milliseconds: made on the blocking pool, off the executor.
-                Step::Sign(jwt) => Report::Signed(
-                    task::spawn_blocking(move || jwt.sign())
-                        .await
-                        .unwrap_or_else(|failed| Err(SignError(format!("the signing task failed: {failed}")))),
-                ),
+                // An RSA signature takes milliseconds: made on the blocking pool, off the executor, and no more at
+                // once than there are cores. A fleet's thousand logins would otherwise put hundreds of signing
+                // threads on the pool, which starve the runtime's workers (and every connection) of CPU while
+                // signing no faster.
+                Step::Sign(jwt) => {
+                    let _slot = signing_slots().acquire().await;
+                    Report::Signed(
+                        task::spawn_blocking(move || jwt.sign())
+                            .await
+                            .unwrap_or_else(|failed| Err(SignError(format!("the signing task failed: {failed}")))),
+                    )
+                }
                 Step::Send(batch) => {
                     sends.start(batch);
                     sends.next().await
@@ -288,6 +305,16 @@ impl Inner {
         let index = self.options.client_index(self.config.endpoints(), uri);
         // `client_index` is within `clients_needed`, from which the clients were built.
         &self.clients[index.min(self.clients.len() - 1)]
+    }
+
+    /// Sends `request` through its client, within the bound per host (see `transport::exchange`).
+    async fn exchange(
+        &self,
+        request: HttpRequest,
+        cap: usize,
+        oversize: Oversize,
+    ) -> Result<HttpResponse, TransportFailure> {
+        transport::exchange(self.client_for(request.uri()), &self.gate, request, cap, oversize).await
     }
 }
 
@@ -331,10 +358,10 @@ impl Sends {
 
     fn start(&mut self, batch: Vec<LoginRequest>) {
         for login in batch {
-            let client = self.inner.client_for(login.request.uri()).clone();
-            let handle = self.tasks.spawn(async move {
-                transport::exchange(&client, login.request, MAX_RESPONSE_BODY, Oversize::Truncate).await
-            });
+            let inner = Arc::clone(&self.inner);
+            let handle = self
+                .tasks
+                .spawn(async move { inner.exchange(login.request, MAX_RESPONSE_BODY, Oversize::Truncate).await });
             self.ids.insert(handle.id(), login.id);
         }
     }

@@ -15,6 +15,7 @@ use symphony_auth_core::{
 use tokio::task;
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::transport::{self, Oversize};
 
 /// An extension app's backend (Circle of Trust): authenticates the app (E1 or E2) with a fresh app token, keeps
@@ -28,6 +29,7 @@ pub struct ExtensionAppClient {
     /// clients' TLS configuration already), over the app's hosts.
     routing: ClientOptions,
     endpoints: Endpoints,
+    gate: Gate,
     max_body: usize,
 }
 
@@ -58,7 +60,15 @@ impl ExtensionAppClient {
         routing.identity = None;
         let endpoints = app.endpoints().clone();
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
-        Ok(Self { backend: Mutex::new(backend), clients, routing, endpoints, max_body: options.max_response_body })
+        let gate = Gate::new(&options.connections);
+        Ok(Self {
+            backend: Mutex::new(backend),
+            clients,
+            routing,
+            endpoints,
+            gate,
+            max_body: options.max_response_body,
+        })
     }
 
     /// Authenticates the app with a fresh app token (64 random bytes, hex) and keeps the pair. Hand
@@ -84,7 +94,8 @@ impl ExtensionAppClient {
             TransportFailure::new(TransportKind::Other, format!("the signing task failed: {failed}"))
         })??;
         let response =
-            transport::exchange(self.client_for(request.uri()), request, self.max_body, Oversize::Fail).await?;
+            transport::exchange(self.client_for(request.uri()), &self.gate, request, self.max_body, Oversize::Fail)
+                .await?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
 
@@ -103,7 +114,8 @@ impl ExtensionAppClient {
     pub async fn fetch_pod_certificate(&self) -> Result<(), Error> {
         let Some(request) = self.lock().pod_certificate_request() else { return Ok(()) };
         let response =
-            transport::exchange(self.client_for(request.uri()), request, self.max_body, Oversize::Fail).await?;
+            transport::exchange(self.client_for(request.uri()), &self.gate, request, self.max_body, Oversize::Fail)
+                .await?;
         Ok(self.lock().handle_pod_certificate(&response)?)
     }
 

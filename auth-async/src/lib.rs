@@ -43,6 +43,7 @@ pub use symphony_auth_core;
 mod bot;
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod extension_app;
+mod gate;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
 mod middleware;
 mod transport;

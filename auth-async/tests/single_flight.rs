@@ -103,7 +103,8 @@ async fn storm(bot: &Bot) -> Vec<Result<symphony_auth_core::SessionInfo, Error>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_1000_401s_causes_exactly_one_login() {
     let server = server(|pod| pod.set_latency(Endpoint::SessionInfo, Duration::from_millis(300)));
-    let bot = rsa_bot(&server);
+    // All 1,000 calls in flight together, as the test means: the bound on connections per host lifted.
+    let bot = Bot::builder(rsa_config(server.rsa_endpoints())).seed(7).max_connections_per_host(TASKS).build().unwrap();
     let before = bot.tokens().await.unwrap();
     // Warm-up: 1,000 calls held in flight together open 1,000 keep-alive connections. Opening them during the
     // storm itself would overflow the fake's listen backlog (128), and the SYN retries (1 s) would let the

@@ -17,6 +17,7 @@ use symphony_auth_core::{
 use ureq::Agent;
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::transport;
 
 /// The settings of a [`Bot`]; made by [`Bot::builder`].
@@ -35,10 +36,13 @@ impl Driver for Blocking {
         let agents = options
             .clients_needed()
             .iter()
-            .map(|proxy| transport::agent(Arc::clone(&tls), proxy.as_ref(), options.connect_timeout, options.timeout))
+            .map(|proxy| transport::agent(Arc::clone(&tls), proxy.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()?;
         let flight = Flight::new(symphony_auth_core::Authenticator::new(config.clone(), options.seed));
-        Ok(Bot { inner: Arc::new(Inner { config, agents, options, flight: Mutex::new(flight), wake: Condvar::new() }) })
+        let gate = Arc::new(Gate::new(&options.connections));
+        Ok(Bot {
+            inner: Arc::new(Inner { config, agents, gate, options, flight: Mutex::new(flight), wake: Condvar::new() }),
+        })
     }
 }
 
@@ -53,6 +57,8 @@ struct Inner {
     config: Config,
     /// One per distinct proxy of [`ClientOptions::clients_needed`].
     agents: Vec<Agent>,
+    /// The bound on requests in flight per host, over all the agents.
+    gate: Arc<Gate>,
     options: ClientOptions,
     flight: Mutex<Flight>,
     /// Signalled when a leader finishes or goes away.
@@ -65,6 +71,11 @@ impl Inner {
         let index = self.options.client_index(self.config.endpoints(), uri);
         // `client_index` is within `clients_needed`, from which the agents were built.
         &self.agents[index.min(self.agents.len() - 1)]
+    }
+
+    /// Sends `request` through its agent, within the bound per host (see `transport::execute`).
+    fn execute(&self, request: HttpRequest, limit: usize, truncate: bool) -> Result<HttpResponse, TransportFailure> {
+        transport::execute(self.agent_for(request.uri()), &self.gate, request, limit, truncate)
     }
 }
 
@@ -173,7 +184,7 @@ impl Bot {
         loop {
             let bearer = self.bearer(&mut call, &mut tokens)?;
             let request = call.request_with(&tokens, bearer.as_ref());
-            let outcome = transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false);
+            let outcome = self.inner.execute(request, self.max_body(), false);
             let step = self.lock().handle_api(&mut call, outcome, now());
             match step {
                 ApiStep::Return(response) => return Ok(response),
@@ -210,7 +221,7 @@ impl Bot {
             };
             // Dropped on a panic as well: a waiting thread then fetches instead.
             let lease = BearerLease::new(&*self.inner, tokens);
-            let outcome = transport::execute(self.inner.agent_for(a5.uri()), a5, MAX_RESPONSE_BODY, false);
+            let outcome = self.inner.execute(a5, MAX_RESPONSE_BODY, false);
             match lease.finish(call, tokens, outcome, now()) {
                 BearerStep::Attach(token) => return Ok(Some(token)),
                 BearerStep::Relogin(generation) => *tokens = self.obtain(Want::Newer(generation))?,
@@ -234,7 +245,7 @@ impl Bot {
     /// # Errors
     /// [`Error::Transport`] when the request fails below HTTP or its answer exceeds the size cap.
     pub fn send_unauthenticated(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        Ok(transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false)?)
+        Ok(self.inner.execute(request, self.max_body(), false)?)
     }
 
     /// The bot's own user record (`GET /pod/v2/sessioninfo`), through [`send`](Self::send).
@@ -255,7 +266,7 @@ impl Bot {
     pub fn logout(&self) -> Result<(), Error> {
         let Some(tokens) = self.lock().machine().tokens() else { return Ok(()) };
         let request = symphony_auth_core::logout(self.inner.config.endpoints(), &tokens);
-        let response = transport::execute(self.inner.agent_for(request.uri()), request, self.max_body(), false)?;
+        let response = self.inner.execute(request, self.max_body(), false)?;
         let (outcome, events) = {
             let mut flight = self.lock();
             let outcome = flight.handle_logout(tokens.generation(), &response);
@@ -376,9 +387,10 @@ impl<'a> Sends<'a> {
         let Some(first) = batch.next() else { return Report::Lost };
         for login in batch {
             let agent = self.inner.agent_for(login.request.uri()).clone();
+            let gate = Arc::clone(&self.inner.gate);
             let (sender, id) = (self.sender.clone(), login.id);
             let spawned = std::thread::Builder::new().name("symphony-auth-login".into()).spawn(move || {
-                let _ = sender.send((id, transport::execute(&agent, login.request, MAX_RESPONSE_BODY, true)));
+                let _ = sender.send((id, transport::execute(&agent, &gate, login.request, MAX_RESPONSE_BODY, true)));
             });
             match spawned {
                 Ok(_) => {
@@ -390,8 +402,7 @@ impl<'a> Sends<'a> {
                 }
             }
         }
-        let agent = self.inner.agent_for(first.request.uri());
-        Report::Answer(first.id, transport::execute(agent, first.request, MAX_RESPONSE_BODY, true))
+        Report::Answer(first.id, self.inner.execute(first.request, MAX_RESPONSE_BODY, true))
     }
 
     fn next(&mut self) -> Report {

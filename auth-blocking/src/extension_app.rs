@@ -13,6 +13,7 @@ use symphony_auth_core::{
 use ureq::Agent;
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::transport;
 
 /// An extension app's backend (Circle of Trust): authenticates the app (E1 or E2) with a fresh app token, keeps
@@ -26,6 +27,7 @@ pub struct ExtensionAppClient {
     /// agents' TLS configuration already), over the app's hosts.
     routing: ClientOptions,
     endpoints: Endpoints,
+    gate: Gate,
     max_body: usize,
 }
 
@@ -50,13 +52,14 @@ impl ExtensionAppClient {
         let agents = options
             .clients_needed()
             .iter()
-            .map(|proxy| transport::agent(Arc::clone(&tls), proxy.as_ref(), options.connect_timeout, options.timeout))
+            .map(|proxy| transport::agent(Arc::clone(&tls), proxy.as_ref(), options))
             .collect::<Result<Vec<_>, _>>()?;
         let mut routing = options.clone();
         routing.identity = None;
         let endpoints = app.endpoints().clone();
         let backend = AppBackend::new(app, DEFAULT_APP_TOKEN_STORE_CAPACITY);
-        Ok(Self { backend: Mutex::new(backend), agents, routing, endpoints, max_body: options.max_response_body })
+        let gate = Gate::new(&options.connections);
+        Ok(Self { backend: Mutex::new(backend), agents, routing, endpoints, gate, max_body: options.max_response_body })
     }
 
     /// Authenticates the app with a fresh app token (64 random bytes, hex) and keeps the pair. Hand
@@ -71,7 +74,7 @@ impl ExtensionAppClient {
             .fill(&mut random[..])
             .map_err(|_| TransportFailure::new(TransportKind::Other, "the OS random generator failed"))?;
         let (app_token, request): (AppToken, _) = self.lock().authenticate_request(&random[..], now())?;
-        let response = transport::execute(self.agent_for(request.uri()), request, self.max_body, false)?;
+        let response = transport::execute(self.agent_for(request.uri()), &self.gate, request, self.max_body, false)?;
         Ok(self.lock().handle_authenticate(&app_token, &response, now())?)
     }
 
@@ -89,7 +92,7 @@ impl ExtensionAppClient {
     /// [`Error::ExtensionApp`] for a refusal or an unusable certificate; [`Error::Transport`].
     pub fn fetch_pod_certificate(&self) -> Result<(), Error> {
         let Some(request) = self.lock().pod_certificate_request() else { return Ok(()) };
-        let response = transport::execute(self.agent_for(request.uri()), request, self.max_body, false)?;
+        let response = transport::execute(self.agent_for(request.uri()), &self.gate, request, self.max_body, false)?;
         Ok(self.lock().handle_pod_certificate(&response)?)
     }
 

@@ -10,7 +10,6 @@
 
 use std::io::{self, Read as _};
 use std::sync::Arc;
-use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -21,18 +20,21 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, NextTi
 use ureq::{Agent, Proxy};
 
 use crate::Error;
+use crate::gate::Gate;
 use crate::tls::TlsConnector;
 use symphony_auth_core::ConfigError;
-use symphony_auth_core::driver::{ProxyUrl, append_wiping};
+use symphony_auth_core::driver::{ClientOptions, ProxyUrl, append_wiping};
 
 /// Builds the agent: no redirects, statuses never errors, no proxy unless `proxy`, the timeouts, and TLS through
-/// our own `ClientConfig`.
-pub(crate) fn agent(
-    tls: Arc<ClientConfig>,
-    proxy: Option<&ProxyUrl>,
-    connect_timeout: Duration,
-    timeout: Duration,
-) -> Result<Agent, Error> {
+/// our own `ClientConfig`; the pool and buffers of `options.connections`.
+///
+/// Buffers: ureq allocates a read and a write buffer of the configured sizes for every connection, in full, and
+/// keeps them while the connection is pooled; its defaults (128 KiB each) made a ready bot cost half a megabyte.
+/// The core's defaults (16 KiB read, enough for any response head; 8 KiB write, enough for any request head) bring
+/// a connection to 24 KiB; bodies of any size stream through them. Pool: ureq's default of 3 idle connections per
+/// host and 10 in all closed most connections of a storm's every wave, for the next wave to open them again; the
+/// core's keeps as many as may be in use, for 15 s.
+pub(crate) fn agent(tls: Arc<ClientConfig>, proxy: Option<&ProxyUrl>, options: &ClientOptions) -> Result<Agent, Error> {
     let proxy = match proxy {
         Some(url) => Some(Proxy::new(url.expose_url()).map_err(|_| {
             Error::Config(ConfigError::InvalidUrl {
@@ -48,9 +50,14 @@ pub(crate) fn agent(
         .max_redirects(0)
         .max_redirects_will_error(false)
         .proxy(proxy)
-        .timeout_connect(Some(connect_timeout))
-        .timeout_global(Some(timeout))
+        .timeout_connect(Some(options.connect_timeout))
+        .timeout_global(Some(options.timeout))
         .user_agent(USER_AGENT_VALUE)
+        .input_buffer_size(options.connections.read_buffer())
+        .output_buffer_size(options.connections.write_buffer())
+        .max_idle_connections_per_host(options.connections.max_idle_per_host())
+        .max_idle_connections(options.connections.max_idle())
+        .max_idle_age(options.connections.idle_timeout())
         .build();
     // A CONNECT proxy (when configured) prepares the socket, TCP opens it otherwise, then TLS for `https`.
     let connector =
@@ -91,7 +98,8 @@ pub(crate) fn dump_would_be_logged() -> bool {
     log::log_enabled!(target: UREQ_PROTO_DUMP_TARGET, log::Level::Trace)
 }
 
-/// Sends `request` and reads at most `limit` bytes of body. Over the limit: with `truncate`, the first `limit + 1`
+/// Sends `request` and reads at most `limit` bytes of body, holding a slot of `gate` for its host from before
+/// connecting until the body is read (when ureq has put the connection back in its pool). Over the limit: with `truncate`, the first `limit + 1`
 /// bytes are returned (the core then reports "too large"); without, a failure of kind `Other`.
 ///
 /// Refused ([`TransportKind::Refused`], nothing sent) while ureq-proto's TRACE dump would be logged. The request
@@ -99,6 +107,7 @@ pub(crate) fn dump_would_be_logged() -> bool {
 /// the copies ureq keeps in its own buffers are out of reach.
 pub(crate) fn execute(
     agent: &Agent,
+    gate: &Gate,
     request: HttpRequest,
     limit: usize,
     truncate: bool,
@@ -106,6 +115,7 @@ pub(crate) fn execute(
     if dump_would_be_logged() {
         return Err(TransportFailure::new(TransportKind::Refused, DUMP_REFUSAL));
     }
+    let _pass = gate.enter(request.uri());
     let (parts, body) = request.into_parts();
     let body = Zeroizing::new(body);
     let response = agent.run(http::Request::from_parts(parts, &body[..])).map_err(|e| classify(&e))?;

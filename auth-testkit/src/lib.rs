@@ -39,6 +39,7 @@
 //! # Ok::<(), symphony_auth_testkit::TestkitError>(())
 //! ```
 
+mod connections;
 mod endpoint;
 mod error;
 mod fault;

@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
+use crate::connections::Connections;
 use crate::endpoint::{Endpoint, Role};
 use crate::error::TestkitError;
 use crate::hijack::{Hijack, HijackIo, SharedHijack};
@@ -129,6 +130,7 @@ impl FakePodServerBuilder {
 struct Shared {
     pod: Mutex<FakePod>,
     in_flight: InFlight,
+    connections: Connections,
 }
 
 impl Shared {
@@ -222,7 +224,11 @@ impl FakePodServer {
             *slot = socket.local_addr()?;
         }
 
-        let shared = Arc::new(Shared { pod: Mutex::new(pod), in_flight: InFlight::default() });
+        let shared = Arc::new(Shared {
+            pod: Mutex::new(pod),
+            in_flight: InFlight::default(),
+            connections: Connections::default(),
+        });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("fake-pod-worker")
@@ -402,6 +408,31 @@ impl FakePodServer {
     pub fn reset_peaks(&self) {
         self.shared.in_flight.reset_peaks();
     }
+
+    /// Connections accepted on `role`'s listener since the start or the last
+    /// [`reset_connection_counts`](Self::reset_connection_counts): with a client that reuses its connections, how
+    /// many it opened.
+    #[must_use]
+    pub fn accepted_connections(&self, role: Role) -> u64 {
+        self.shared.connections.accepted_on(role)
+    }
+
+    /// Connections open on `role`'s listener now.
+    #[must_use]
+    pub fn open_connections(&self, role: Role) -> usize {
+        self.shared.connections.open_on(role)
+    }
+
+    /// The most connections ever open at once on `role`'s listener (since the last reset).
+    #[must_use]
+    pub fn peak_open_connections(&self, role: Role) -> usize {
+        self.shared.connections.peak_open_on(role)
+    }
+
+    /// Zeroes the accepted-connection counts and restarts the open peaks from the connections open now.
+    pub fn reset_connection_counts(&self) {
+        self.shared.connections.reset();
+    }
 }
 
 impl Drop for FakePodServer {
@@ -475,6 +506,8 @@ async fn accept_loop(
 }
 
 async fn connection(stream: tokio::net::TcpStream, role: Role, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
+    let counted = Arc::clone(&shared);
+    let _open = counted.connections.accepted(role);
     match acceptor {
         None => serve_connection(stream, Peer::on(role), shared).await,
         Some(acceptor) => {

@@ -2,7 +2,7 @@
 //! measure), bot configurations, and bare HTTP clients set up as the drivers set up theirs.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,14 +105,28 @@ pub(crate) fn bare_reqwest() -> reqwest::Client {
 /// The argument that makes this binary serve a fake pod instead of benchmarking (see [`ChildPod`]).
 pub(crate) const CHILD_FLAG: &str = "--serve-fake-pod";
 
-/// The child's side: serve a fake pod with [`BOT`] (4096-bit key), print the URLs of its pod, key manager and
-/// agent on one line, and stop when the parent closes our standard input.
+/// The child's side: serve a fake pod with [`BOT`] and the fleet's bots (4096-bit key), print the URLs of its
+/// pod, key manager and agent on one line, answer the parent's commands (see [`ChildPod::command`]), and stop when
+/// the parent closes our standard input.
 pub(crate) fn serve_fake_pod_child() {
     let server = fake_pod(KEY_4096.1);
+    crate::fleet::register(&mut server.pod());
     println!("{} {} {}", server.pod_url(), server.key_manager_url(), server.agent_url());
     std::io::stdout().flush().expect("stdout");
     // Blocks until the parent closes the pipe (or dies).
-    let _ = std::io::stdin().lines().count();
+    for command in std::io::stdin().lines() {
+        let Ok(command) = command else { break };
+        let answer = match command.trim() {
+            "expire" => {
+                server.pod().expire_sessions();
+                "expired".to_owned()
+            }
+            "logins" => server.counters().requests(Endpoint::SessionLogin).to_string(),
+            other => format!("unknown command {other:?}"),
+        };
+        println!("{answer}");
+        std::io::stdout().flush().expect("stdout");
+    }
     drop(server);
 }
 
@@ -124,6 +138,7 @@ pub(crate) fn serve_fake_pod_child() {
 pub(crate) struct ChildPod {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
     pub(crate) endpoints: Endpoints,
 }
 
@@ -136,9 +151,9 @@ impl ChildPod {
             .stdout(Stdio::piped())
             .spawn()
             .expect("the fake-pod child starts");
-        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut urls = String::new();
-        BufReader::new(stdout).read_line(&mut urls).expect("the child prints its URLs");
+        stdout.read_line(&mut urls).expect("the child prints its URLs");
         let mut urls = urls.split_whitespace();
         let mut base = |which| BaseUrl::parse(which, urls.next().expect("three URLs")).expect("a loopback URL");
         let (pod, key_manager, agent) = (base("pod"), base("keyManager"), base("agent"));
@@ -146,7 +161,22 @@ impl ChildPod {
         endpoints.key_manager = key_manager;
         endpoints.agent = agent;
         let stdin = child.stdin.take();
-        ChildPod { child, stdin, endpoints }
+        ChildPod { child, stdin, stdout, endpoints }
+    }
+
+    /// Sends `command` to the child and returns its one-line answer: `expire` ends every session (answer
+    /// `expired`), `logins` counts the RSA session logins so far.
+    pub(crate) fn command(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("the child's stdin is open until drop");
+        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).expect("the child reads commands");
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).expect("the child answers");
+        answer.trim().to_owned()
+    }
+
+    /// The child's process id, to read its CPU time.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

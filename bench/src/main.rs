@@ -15,6 +15,8 @@
 //! 8. `fake_pod_load`: the fake pod's RSA logins per second for 1, 2 and 8 client threads.
 //!
 //! The bots of the measures sign with the fastest signer compiled in (`aws-lc`).
+//! 9. `fleet`: 1,000 bots in one process cold-start at once, then meet a 401 at once, both drivers, against the
+//!    floor (bots × signature time ÷ cores).
 //!
 //! Prints a table per measure, then, as the last line, one JSON object with every figure. Measure names as
 //! arguments (`-- storm memory`) run only those.
@@ -23,6 +25,7 @@ mod alloc;
 mod cold_login;
 mod fake_pod_load;
 mod fixture;
+mod fleet;
 mod memory;
 mod middleware;
 mod overhead;
@@ -36,7 +39,7 @@ use std::time::Instant;
 use serde_json::json;
 
 /// The measures, by their JSON keys (`memory` includes `fake_pod_logins_per_s`).
-const MEASURES: [&str; 8] = [
+const MEASURES: [&str; 9] = [
     "sign_us",
     "cold_login_ms",
     "recovery_ms",
@@ -45,6 +48,7 @@ const MEASURES: [&str; 8] = [
     "memory",
     "middleware_overhead",
     "fake_pod_load",
+    "fleet",
 ];
 
 /// Every allocation of the process is counted, for the memory measure.
@@ -116,6 +120,10 @@ fn main() {
     }
     if wanted("fake_pod_load") {
         figures.insert("fake_pod_load".into(), fake_pod_load::run());
+    }
+    // Only when named (`-- fleet`): its async run does not finish yet, as the README's Results say.
+    if picked.iter().any(|p| p == "fleet") {
+        figures.insert("fleet".into(), fleet::run(&rt, cores));
     }
 
     let wall = started.elapsed().as_secs_f64();

@@ -29,7 +29,7 @@ const RATE_CLIENTS: [usize; 2] = [1, 2];
 
 /// Live bytes, once the allocations of other threads have settled (a freed connection of an earlier measure, a
 /// runtime worker finishing a task): the median of a few readings a few milliseconds apart.
-fn settled_live_bytes() -> isize {
+pub(crate) fn settled_live_bytes() -> isize {
     let mut readings: Vec<isize> = (0..5)
         .map(|_| {
             std::thread::sleep(Duration::from_millis(20));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use symphony_auth_core::{JwtSigner, RsaSigner, echo};
-use symphony_auth_testkit::{Endpoint, FakePodServer};
+use symphony_auth_testkit::{Endpoint, FakePodServer, Role};
 use tokio::runtime::Runtime;
 
 use crate::fixture::{self, KEY_4096};
@@ -38,6 +38,10 @@ struct Outcome {
     key_manager_logins: u64,
     answered_401: u64,
     answered_200: u64,
+    /// Connections to the agent opened during the storm, and the most open at once (those the warm round left
+    /// in the pool included).
+    agent_connections_accepted: u64,
+    agent_connections_peak_open: usize,
 }
 
 impl Outcome {
@@ -50,6 +54,8 @@ impl Outcome {
             key_manager_logins: c.requests(Endpoint::KeyManagerLogin),
             answered_401: c.responses(Endpoint::Echo, 401),
             answered_200: c.responses(Endpoint::Echo, 200),
+            agent_connections_accepted: server.accepted_connections(Role::Agent),
+            agent_connections_peak_open: server.peak_open_connections(Role::Agent),
         }
     }
 }
@@ -61,6 +67,8 @@ fn arm(server: &FakePodServer, echo_latency: Duration) {
     pod.set_latency(Endpoint::Echo, echo_latency);
     pod.expire_sessions();
     pod.reset_counters();
+    drop(pod);
+    server.reset_connection_counts();
 }
 
 fn async_storm(rt: &Runtime, server: &FakePodServer, signer: &Arc<dyn JwtSigner>, echo_latency: Duration) -> Outcome {
@@ -127,7 +135,18 @@ pub(crate) fn run(rt: &Runtime) -> Value {
     let server = fixture::fake_pod(KEY_4096.1);
     let mut table = Table::new(
         "storm: every caller's echo on expired tokens at once (RSA 4096, parallel login, 0 ms login latency)",
-        &["driver", "callers", "echo latency", "session logins", "km logins", "401s", "200s", "all done ms"],
+        &[
+            "driver",
+            "callers",
+            "echo latency",
+            "session logins",
+            "km logins",
+            "401s",
+            "200s",
+            "agent conns opened",
+            "agent conns peak",
+            "all done ms",
+        ],
     );
     let mut out = json!({ "key_bits": 4096 });
     for echo_latency in [Duration::ZERO, ECHO_LATENCY] {
@@ -146,6 +165,8 @@ pub(crate) fn run(rt: &Runtime) -> Value {
                 outcome.key_manager_logins.to_string(),
                 outcome.answered_401.to_string(),
                 outcome.answered_200.to_string(),
+                outcome.agent_connections_accepted.to_string(),
+                outcome.agent_connections_peak_open.to_string(),
                 format!("{:.2}", outcome.elapsed.as_secs_f64() * 1e3),
             ]);
             let callers = if driver == "async" { "tasks" } else { "threads" };
@@ -155,6 +176,8 @@ pub(crate) fn run(rt: &Runtime) -> Value {
                 "key_manager_logins": outcome.key_manager_logins,
                 "answered_401": outcome.answered_401,
                 "answered_200": outcome.answered_200,
+                "agent_connections_opened": outcome.agent_connections_accepted,
+                "agent_connections_peak_open": outcome.agent_connections_peak_open,
                 "all_met_401": outcome.answered_401 == outcome.callers as u64,
                 "all_replays_done_ms": ms(outcome.elapsed.as_secs_f64()),
                 "one_login": outcome.session_logins == 1 && outcome.key_manager_logins == 1,

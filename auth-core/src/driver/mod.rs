@@ -6,6 +6,7 @@
 //! Pure like the rest of the crate: reading the operating system's trust store and configuration files is the
 //! driver's part, passed in as functions.
 
+mod connections;
 mod error;
 mod tls;
 
@@ -16,6 +17,10 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
+pub use connections::{
+    ConnectionSettings, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_HOST, DEFAULT_READ_BUFFER,
+    DEFAULT_WRITE_BUFFER, HostKey, HostSlots, MIN_BUFFER,
+};
 pub use error::BotError;
 pub use tls::parse_certificates;
 
@@ -125,6 +130,8 @@ pub struct ClientOptions {
     pub seed: u64,
     /// Called with every event.
     pub on_event: Option<EventHook>,
+    /// Connections per host, idle pool and buffer sizes.
+    pub connections: ConnectionSettings,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -139,6 +146,7 @@ impl fmt::Debug for ClientOptions {
             .field("service_proxies", &self.service_proxies)
             .field("max_response_body", &self.max_response_body)
             .field("on_event", &self.on_event.is_some())
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +206,7 @@ impl ClientOptions {
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
             seed: 0,
             on_event: None,
+            connections: ConnectionSettings::default(),
         }
     }
 
@@ -295,6 +304,20 @@ impl<D: Driver> BotBuilder<D> {
     /// 16 MiB. Login answers are always capped at [`MAX_RESPONSE_BODY`](crate::MAX_RESPONSE_BODY).
     pub fn max_response_body(mut self, bytes: usize) -> Self {
         self.options.max_response_body = bytes;
+        self
+    }
+
+    /// At most `n` requests in flight to one host (at least 1), hence at most `n` connections to it; further
+    /// callers wait for one to finish. Default [`DEFAULT_MAX_CONNECTIONS_PER_HOST`].
+    pub fn max_connections_per_host(mut self, n: usize) -> Self {
+        self.options.connections = self.options.connections.with_max_per_host(n);
+        self
+    }
+
+    /// How the HTTP clients hold connections: the bound per host, the idle pool, the buffer sizes (larger ones
+    /// for a bot that moves large bodies). Default [`ConnectionSettings::default`].
+    pub fn connection_settings(mut self, settings: ConnectionSettings) -> Self {
+        self.options.connections = settings;
         self
     }
 

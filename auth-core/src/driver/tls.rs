@@ -3,7 +3,7 @@
 //! and ALPN `http/1.1`. rustls is itself sans-IO, so this is pure; the operating system's store is read by the
 //! driver and passed in.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::{ClientConfig, RootCertStore};
 use rustls_native_certs::CertificateResult;
@@ -52,7 +52,16 @@ impl ClientOptions {
     /// # Errors
     /// [`BotError::Tls`] for an unusable root certificate or client key, or an operating system store that cannot
     /// be read at all (no certificate and errors reported; when some load, the errors of the others are ignored).
+    ///
+    /// With the default trust (Mozilla roots only) and no client certificate, every call returns the same
+    /// configuration, built once per process: its root store and session cache are about 20 KiB that each bot of
+    /// a fleet would otherwise hold, and nothing in them differs between such bots.
     pub fn tls_config(&self, platform: impl FnOnce() -> CertificateResult) -> Result<Arc<ClientConfig>, BotError> {
+        static SHARED: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+        let shareable = self.identity.is_none() && self.extra_roots.is_empty() && !self.platform_roots;
+        if let (true, Some(shared)) = (shareable, SHARED.get()) {
+            return Ok(Arc::clone(shared));
+        }
         let roots = self.root_store(platform)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
@@ -77,7 +86,11 @@ impl ClientOptions {
             }
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        let config = Arc::new(config);
+        if shareable {
+            return Ok(Arc::clone(SHARED.get_or_init(|| config)));
+        }
+        Ok(config)
     }
 
     /// The Mozilla roots, plus the operating system's when asked (those rustls cannot parse are skipped), plus the
@@ -161,6 +174,19 @@ mod tests {
         }
         let signer: Arc<dyn crate::JwtSigner> = Arc::new(Constant);
         assert!(options.extension_app_tls_config(&app(crate::AppCredential::Rsa(signer)), no_platform).is_ok());
+    }
+
+    #[test]
+    fn the_default_configuration_is_shared_and_no_other() {
+        let default = options(false, None).tls_config(no_platform).unwrap();
+        assert!(Arc::ptr_eq(&default, &options(false, None).tls_config(no_platform).unwrap()));
+        let server = symphony_auth_testkit::FakePodServer::start(symphony_auth_testkit::FakePod::new()).unwrap();
+        let extra = options(false, Some(server.ca_pem().as_bytes()));
+        let own = extra.tls_config(no_platform).unwrap();
+        assert!(!Arc::ptr_eq(&default, &own));
+        assert!(!Arc::ptr_eq(&own, &extra.tls_config(no_platform).unwrap()), "a configuration of its own each time");
+        let platform = options(true, None).tls_config(CertificateResult::default).unwrap();
+        assert!(!Arc::ptr_eq(&default, &platform));
     }
 
     #[test]
