@@ -804,3 +804,26 @@ impl WaitOf for Output {
         }
     }
 }
+
+/// A thousand bots signing on two cores supply their JWTs seconds late: the batch each was signed for still takes
+/// it while half its lifetime is left, rather than asking for another signature (which would come late as well).
+#[test]
+fn a_jwt_supplied_late_serves_its_batch_while_half_its_lifetime_is_left() {
+    let lifetime = rsa_config(1).jwt_lifetime().as_secs();
+    for (late, signs_again) in [(10, false), (lifetime / 2, false), (lifetime / 2 + 1, true)] {
+        let mut machine = Authenticator::new(rsa_config(1).with_key_manager(KeyManagerPolicy::Never), 1);
+        let Output::Sign(job) = machine.poll_output(START) else { panic!("expected a Sign output") };
+        let supplied_at = at(secs(late));
+        machine.supply_jwt(job.sign(), supplied_at);
+        match machine.poll_output(supplied_at) {
+            Output::Sign(_) => assert!(signs_again, "{late} s late: signed again"),
+            Output::Send(batch) => {
+                assert!(!signs_again, "{late} s late: sent a JWT with less than half its lifetime left");
+                let body: serde_json::Value = serde_json::from_slice(batch[0].request.body()).unwrap();
+                let claims = symphony_auth_core::decode_claims(body["token"].as_str().unwrap()).unwrap();
+                assert_eq!(claims["exp"].as_u64(), Some(START.as_secs() + lifetime));
+            }
+            other => panic!("{late} s late: unexpected {other:?}"),
+        }
+    }
+}

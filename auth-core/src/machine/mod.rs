@@ -64,7 +64,8 @@ enum Held {
 
 /// A login JWT signed for requests whose `exp` would be `exp`: every login request of that second carries it, so
 /// that a parallel login costs one signature. A JWT supplied through [`Authenticator::supply_jwt`] also serves the
-/// batch it was signed for if the clock ticked into the next second meanwhile.
+/// batch it was signed for however late it comes, while at least half its lifetime is left: under load (a thousand
+/// bots signing on two cores) signatures queue for seconds, and asking again for every late one would sign forever.
 #[derive(Debug)]
 struct CachedJwt {
     exp: u64,
@@ -74,8 +75,9 @@ struct CachedJwt {
 }
 
 impl CachedJwt {
-    fn usable_for(&self, exp: u64) -> bool {
-        self.exp == exp || (self.supplied && self.exp.saturating_add(1) >= exp)
+    /// Whether requests whose fresh JWT would have `exp` may carry this one, signed with `lifetime_secs`.
+    fn usable_for(&self, exp: u64, lifetime_secs: u64) -> bool {
+        self.exp == exp || (self.supplied && self.exp.saturating_add((lifetime_secs / 2).max(1)) >= exp)
     }
 }
 
@@ -244,7 +246,7 @@ impl Authenticator {
             let signs = login.legs().any(|leg| leg.is_due() && leg.endpoint.signs_jwt());
             if let (true, LoginMethod::Rsa(signer)) = (signs, &self.config.method) {
                 let exp = now.as_secs().saturating_add(self.config.jwt_lifetime.as_secs());
-                if !self.jwt.as_ref().is_some_and(|cached| cached.usable_for(exp)) {
+                if !self.jwt.as_ref().is_some_and(|cached| cached.usable_for(exp, self.config.jwt_lifetime.as_secs())) {
                     let (username, lifetime) = (self.config.username.as_str(), self.config.jwt_lifetime);
                     return Some(Output::Sign(UnsignedJwt::new(username, now, lifetime, Arc::clone(signer))));
                 }
