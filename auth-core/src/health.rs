@@ -270,4 +270,15 @@ mod tests {
         ));
         assert!(matches!(parse_agent_health_extended(&answer(200, "<html>")), Err(HealthError::Body { .. })));
     }
+
+    #[test]
+    fn answers_fill_the_body_bound_exactly_and_one_byte_more_is_refused() {
+        let up = r#"{"status":"UP"}"#;
+        let full = format!("{up}{}", " ".repeat(MAX_RESPONSE_BODY - up.len()));
+        assert_eq!(parse_agent_health(&answer(200, &full)), Ok(HealthStatus::Up));
+        assert_eq!(
+            parse_agent_health(&answer(200, &format!("{full} "))),
+            Err(HealthError::Body { path: AGENT_HEALTH_PATH, reason: "larger than the size limit".into() })
+        );
+    }
 }

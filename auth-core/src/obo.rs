@@ -162,6 +162,12 @@ mod tests {
     use crate::tokens::SecretHeader;
 
     #[test]
+    fn users_print_as_what_names_them() {
+        assert_eq!(format!("{:?}", OboUser::username("j doe").unwrap()), "username \"j doe\"");
+        assert_eq!(format!("{:?}", OboUser::Id(42)), "user id 42");
+    }
+
+    #[test]
     fn usernames_are_encoded_as_one_path_segment() {
         let endpoints = Endpoints::single("https://acme.symphony.com").unwrap();
         let app = SessionToken(SecretHeader::new("app-session").unwrap());

@@ -285,6 +285,29 @@ mod user_jwts {
     }
 
     #[test]
+    fn a_pod_certificate_prints_the_length_of_its_key_only() {
+        let (_, certificate, _, _) = setup();
+        let printed = format!("{certificate:?}");
+        assert!(printed.starts_with("PodCertificate { spki_len: "), "{printed}");
+    }
+
+    /// The certificate parses as X.509 (its signature is not checked), but the RSA key inside is not one.
+    #[cfg(feature = "rsa-signer")]
+    #[test]
+    fn a_pod_certificate_with_a_malformed_rsa_key_is_refused() {
+        use x509_cert::der::Decode as _;
+        let (signer, _, _, _) = setup();
+        let mut der = pem_rfc7468::decode_vec(signer.pem().as_bytes()).unwrap().1;
+        let parsed = x509_cert::Certificate::from_der(&der).unwrap();
+        let pkcs1 = parsed.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
+        let at = der.windows(pkcs1.len()).position(|w| w == pkcs1).unwrap();
+        // `30 82 LL LL 02 ...`: the modulus's INTEGER tag becomes an OCTET STRING.
+        assert_eq!((pkcs1[0], pkcs1[1], pkcs1[4]), (0x30, 0x82, 0x02));
+        der[at + 4] = 0x04;
+        assert_eq!(PodCertificate::from_der(&der).unwrap_err(), "the RSA key is malformed");
+    }
+
+    #[test]
     fn pod_certificates_must_be_x509_with_an_rsa_key() {
         let parse = |pem: &str| {
             let body = serde_json::json!({ "certificate": pem }).to_string();
