@@ -121,8 +121,7 @@ fn main() {
     if wanted("fake_pod_load") {
         figures.insert("fake_pod_load".into(), fake_pod_load::run());
     }
-    // Only when named (`-- fleet`): its async run does not finish yet, as the README's Results say.
-    if picked.iter().any(|p| p == "fleet") {
+    if wanted("fleet") {
         figures.insert("fleet".into(), fleet::run(&rt, cores));
     }
 
