@@ -202,6 +202,7 @@ impl Bot {
     }
 
     /// The single flight, locked: for the middlewares, which start and step API calls of their own.
+    #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
     pub(crate) fn flight(&self) -> MutexGuard<'_, Flight> {
         self.inner.lock_flight()
     }

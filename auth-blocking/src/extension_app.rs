@@ -3,16 +3,16 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
 
 use symphony_auth_core::driver::ClientOptions;
 use symphony_auth_core::{
     AppBackend, AppToken, DEFAULT_APP_TOKEN_STORE_CAPACITY, Endpoints, ExtensionApp, ExtensionAppTokens,
-    TransportFailure, TransportKind, UnixTime, UserClaims,
+    TransportFailure, TransportKind, UserClaims,
 };
 use ureq::Agent;
 
 use crate::Error;
+use crate::bot::now;
 use crate::gate::Gate;
 use crate::transport;
 
@@ -35,10 +35,6 @@ impl fmt::Debug for ExtensionAppClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExtensionAppClient").field("app_id", &self.lock().app().app_id()).finish_non_exhaustive()
     }
-}
-
-fn now() -> UnixTime {
-    UnixTime::from_system_time(SystemTime::now())
 }
 
 impl ExtensionAppClient {
