@@ -137,6 +137,8 @@ pub struct UserJwt {
     foreign_key: bool,
     numeric_sub: bool,
     with_audience: bool,
+    /// `aud` as an array of these instead of the app id alone.
+    audiences: Option<Vec<String>>,
 }
 
 impl UserJwt {
@@ -153,6 +155,7 @@ impl UserJwt {
             foreign_key: false,
             numeric_sub: true,
             with_audience: true,
+            audiences: None,
         }
     }
 
@@ -167,6 +170,13 @@ impl UserJwt {
     #[must_use]
     pub fn audience(mut self, app_id: &str) -> Self {
         self.app_id = app_id.to_owned();
+        self
+    }
+
+    /// With `aud` an array of these (RFC 7519 allows a string or an array), which may or may not hold the app id.
+    #[must_use]
+    pub fn audiences(mut self, app_ids: &[&str]) -> Self {
+        self.audiences = Some(app_ids.iter().map(|&id| id.to_owned()).collect());
         self
     }
 
@@ -216,6 +226,9 @@ impl UserJwt {
                 "companyId": 190,
             }
         });
+        if let Some(audiences) = &self.audiences {
+            claims["aud"] = json!(audiences);
+        }
         if !self.with_audience {
             claims.as_object_mut().map(|claims| claims.remove("aud"));
         }

@@ -382,6 +382,44 @@ app: {appId: my-app, certificate: {path: app.p12, password: pw}}
 }
 
 #[test]
+fn each_key_manager_policy_is_read_whatever_its_case() {
+    let policy =
+        |yaml: &str| parse(&format!("host: h\nbot: {{username: b, privateKey: {{path: k}}}}\n{yaml}")).unwrap();
+    for (written, expected) in [
+        ("auto", crate::KeyManagerPolicy::Auto),
+        ("ALWAYS", crate::KeyManagerPolicy::Always),
+        ("' Never '", crate::KeyManagerPolicy::Never),
+    ] {
+        assert_eq!(policy(&format!("keyManagerPolicy: {written}")).key_manager, Some(expected), "{written}");
+    }
+    assert_eq!(policy("").key_manager, None, "unset: the configuration's default applies");
+}
+
+#[test]
+fn an_empty_app_certificate_password_is_no_password() {
+    let app = |password: &str| {
+        let yaml = format!(
+            "host: h\nbot: {{username: b, privateKey: {{path: k}}}}\n\
+             app: {{appId: a, certificate: {{path: app.pem, password: '{password}'}}}}"
+        );
+        parse(&yaml).unwrap().app.unwrap().credentials.unwrap()
+    };
+    let empty = app("");
+    assert_eq!(empty.password(), None);
+    assert!(!empty.is_pkcs12(), "a PEM path with an empty password stays PEM");
+    let given = app("pw");
+    assert_eq!(given.password(), Some("pw"));
+    assert!(given.is_pkcs12(), "a password makes it PKCS#12");
+}
+
+#[test]
+fn with_no_proxy_anywhere_every_service_goes_direct() {
+    let settings = parse("host: h\nbot: {username: b, privateKey: {path: k}}").unwrap();
+    assert_eq!(settings.proxies.uniform().map(|proxy| proxy.map(|p| p.url.clone())), Ok(None));
+    assert!(settings.proxy.is_none());
+}
+
+#[test]
 fn a_proxy_on_one_service_applies_to_that_service_only() {
     let proxy = |yaml: &str| parse(&format!("host: h\nbot: {{username: b, privateKey: {{path: k}}}}\n{yaml}")).unwrap();
     let pod_only = proxy("pod: {proxy: {host: p.acme, port: 3128}}");

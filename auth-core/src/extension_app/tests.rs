@@ -263,6 +263,24 @@ mod user_jwts {
     }
 
     #[test]
+    fn an_audience_array_must_hold_the_app_id() {
+        let (signer, certificate, now, unix) = setup();
+        let valid = || UserJwt::valid("my-app", 12345, "jdoe", now);
+        let among_others = signer.mint(&valid().audiences(&["other-app", "my-app"]));
+        assert_eq!(certificate.verify_user_jwt(&among_others, &app(), unix).map(|claims| claims.user_id), Ok(12345));
+        let alone = signer.mint(&valid().audiences(&["my-app"]));
+        assert_eq!(certificate.verify_user_jwt(&alone, &app(), unix).map(|claims| claims.user_id), Ok(12345));
+        for audiences in [&["other-app"][..], &["other-app", "my-app-2"], &[]] {
+            let jwt = signer.mint(&valid().audiences(audiences));
+            assert_eq!(
+                certificate.verify_user_jwt(&jwt, &app(), unix),
+                Err(UserJwtError::WrongAudience { expected: "my-app".into() }),
+                "{audiences:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_tampered_payload_breaks_the_signature() {
         let (signer, certificate, now, unix) = setup();
         let jwt = signer.mint(&UserJwt::valid("my-app", 12345, "jdoe", now));
