@@ -60,7 +60,8 @@ pub type SymphonyAuthLogCallback =
 
 /// Sets the process-wide log callback and the most detailed level it receives (a `SymphonyAuthLogLevel` code);
 /// NULL (or `OFF`) turns logging off. A later call replaces callback, `user_data` and level at once; once it
-/// returns, the previous callback is not running and is not called again (its `user_data` may be freed).
+/// returns, the previous callback is not running and is not called again (its `user_data` may be freed): it waits
+/// for running calls of the callback, so do not call it holding a lock the callback takes.
 ///
 /// Lines are traced as the machine's events are polled (`symphony_auth_*_poll_event`; a caller refused while a
 /// failed login cools down, by the poll that refuses it): poll events after each input, as a driver should.

@@ -229,8 +229,9 @@ int main(int argc, char **argv) {
     int level = -1;
     expect(calls > 0, "the callback was called");
     expect(find_line(&level, " symphony_auth_core::trace login{username=\"" USER "\" method=\"rsa\"",
+                     "session_endpoint=\"https://acme.symphony.com/login/pubkey/authenticate\"",
                      "login started reason=\"initial\"", NULL) && level == SYMPHONY_AUTH_LOG_LEVEL_INFO,
-           "login started, with the username and the method of its span, at INFO");
+           "login started, with the username, method and endpoint of its span, at INFO");
     expect(find_line(&level, "retry scheduled", "status=503", "attempt=1", NULL) &&
                level == SYMPHONY_AUTH_LOG_LEVEL_WARN,
            "the 503's retry, at WARN");

@@ -189,6 +189,15 @@ fn logins_with_a_relogin_and_a_failure() -> Vec<String> {
     [first, second, rejected].into_iter().flat_map(|login| login.bodies).collect()
 }
 
+/// Turns the callback off when dropped.
+struct Off;
+
+impl Drop for Off {
+    fn drop(&mut self) {
+        set(None, ptr::null_mut(), SymphonyAuthLogLevel::Off);
+    }
+}
+
 fn line<'a>(lines: &'a [(u32, String, String)], message: &str) -> &'a (u32, String, String) {
     lines.iter().find(|(_, _, text)| text.contains(message)).unwrap_or_else(|| panic!("no {message:?} in {lines:#?}"))
 }
@@ -214,13 +223,17 @@ fn assert_no_secret(lines: &[(u32, String, String)], canaries: &[String]) {
 // One test: the callback is process-wide.
 #[test]
 fn the_callback_gets_each_login_line_by_line_and_no_secret() {
+    let (first, second) = (Captured::default(), Captured::default());
+    let answers = Mutex::new(Vec::<SymphonyAuthStatus>::new());
+    // Dropped before the data above, even when an assertion fails: no callback is left with a dangling pointer.
+    let _off = Off;
+
     assert_eq!(set(Some(capture), IGNORED.user_data(), SymphonyAuthLogLevel::Info), SymphonyAuthStatus::Ok);
     assert_eq!(set(None, ptr::null_mut(), SymphonyAuthLogLevel::Off), SymphonyAuthStatus::Ok);
     // SAFETY: nothing is dereferenced for a level that does not exist.
     let status = unsafe { symphony_auth_set_log_callback(Some(capture), IGNORED.user_data(), 6) };
     assert_eq!(status, SymphonyAuthStatus::InvalidArgument);
 
-    let first = Captured::default();
     assert_eq!(set(Some(capture), first.user_data(), SymphonyAuthLogLevel::Info), SymphonyAuthStatus::Ok);
     let bodies = logins_with_a_relogin_and_a_failure();
     let lines = first.take();
@@ -250,7 +263,6 @@ fn the_callback_gets_each_login_line_by_line_and_no_secret() {
     assert_no_secret(&lines, &canaries);
 
     // A second call replaces the callback and the level; the first gets nothing more.
-    let second = Captured::default();
     assert_eq!(set(Some(capture), second.user_data(), SymphonyAuthLogLevel::Debug), SymphonyAuthStatus::Ok);
     let auth = authenticator();
     assert_eq!(login(auth, &Script { session_status: 200, token: "session-token-canary-3" }).generation, Some(1));
@@ -260,7 +272,6 @@ fn the_callback_gets_each_login_line_by_line_and_no_secret() {
     assert!(first.take().is_empty(), "a replaced callback is not called");
 
     // Called from inside the callback, the call is refused rather than waiting for itself.
-    let answers = Mutex::new(Vec::<SymphonyAuthStatus>::new());
     let user_data = ptr::from_ref(&answers).cast_mut().cast();
     assert_eq!(set(Some(reenter), user_data, SymphonyAuthLogLevel::Info), SymphonyAuthStatus::Ok);
     // SAFETY: `auth` is live.
