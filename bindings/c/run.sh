@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The C side of the C ABI, end to end: checks the generated header, builds the static library, compiles the C
-# programs (under AddressSanitizer and UBSan when the compiler has them), runs the thread test, logs the example in
-# against a fake-pod it starts and stops, and runs the conformance files through the C API. Exits non-zero on any
-# failure; its last line is the conformance test's `conformance: N passed, M failed`.
+# programs (under AddressSanitizer and UBSan when the compiler has them), runs the thread and log-callback tests,
+# logs the example in against a fake-pod it starts and stops, and runs the conformance files through the C API.
+# Exits non-zero on any failure; its last line is the conformance test's `conformance: N passed, M failed`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,12 +37,15 @@ if "$cc" -fsanitize=address,undefined "$work/probe.c" -o "$work/probe" 2>/dev/nu
 else
     echo "compiling with $cc, without sanitizers (the compiler cannot build or run them)"
 fi
-for program in tests/conformance tests/threads examples/login; do
+for program in tests/conformance tests/threads tests/logging examples/login; do
     "$cc" "${cflags[@]}" "$here/$program.c" "$library" "${libs[@]}" -o "$work/$(basename "$program")"
 done
 
 echo "== threads sharing one login through a flight"
 "$work/threads" fixtures/keys/bot-2048.pkcs8.pem
+
+echo "== the log callback: the lines of logins, and no secret in them"
+"$work/logging" fixtures/keys/bot-2048.pkcs8.pem
 
 echo "== examples/login.c against fake-pod"
 # fake-pod serves until its stdin closes: this script holds the write end of a pipe as its stdin.

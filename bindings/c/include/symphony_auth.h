@@ -52,6 +52,16 @@ enum SymphonyAuthStatus
    * call with this code: free it.
    */
   SYMPHONY_AUTH_STATUS_INTERNAL = 5,
+  /**
+   * The library was built without the feature the call needs (`symphony_auth_set_log_callback` without
+   * `tracing`).
+   */
+  SYMPHONY_AUTH_STATUS_NOT_COMPILED = 6,
+  /**
+   * `symphony_auth_set_log_callback`: another global `tracing` subscriber is installed in this library's copy of
+   * `tracing`; it stays, and no callback is called.
+   */
+  SYMPHONY_AUTH_STATUS_SUBSCRIBER_TAKEN = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -575,6 +585,48 @@ typedef uint32_t SymphonyAuthWant;
 #endif // __cplusplus
 
 /**
+ * How much the log callback receives: the most detailed level passed on (`max_level`), and the level of each
+ * line (`level`, never `OFF`).
+ */
+enum SymphonyAuthLogLevel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing (as `max_level`).
+   */
+  SYMPHONY_AUTH_LOG_LEVEL_OFF = 0,
+  /**
+   * A login failed.
+   */
+  SYMPHONY_AUTH_LOG_LEVEL_ERROR = 1,
+  /**
+   * A retry scheduled, tokens refused with a 401, a caller refused while a failed login cools down.
+   */
+  SYMPHONY_AUTH_LOG_LEVEL_WARN = 2,
+  /**
+   * A login started, a login succeeded, a logout.
+   */
+  SYMPHONY_AUTH_LOG_LEVEL_INFO = 3,
+  /**
+   * The simplified-key-delivery decision.
+   */
+  SYMPHONY_AUTH_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Everything.
+   */
+  SYMPHONY_AUTH_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SymphonyAuthLogLevel SymphonyAuthLogLevel;
+#else
+typedef uint32_t SymphonyAuthLogLevel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The sans-IO authentication machine for one bot. Not thread-safe: use it from one thread at a time (it may move
  * between threads); to share one login between threads, make a `SymphonyAuthFlight` of it.
  */
@@ -768,6 +820,23 @@ typedef struct SymphonyAuthEventInfo {
    */
   struct SymphonyAuthLoginError error;
 } SymphonyAuthEventInfo;
+
+/**
+ * Receives one line the library traced: `level` (a `SymphonyAuthLogLevel` code), `target` (the Rust module that
+ * traced it, e.g. `symphony_auth_core::trace`), `message` (the event and the fields of the span it happened in,
+ * e.g. `login{username="bot" method="rsa" ...}: logged in generation=1 ...`; no trailing newline) and the
+ * `user_data` given with it. `target` and `message` are NUL-terminated UTF-8, valid only during the call: copy
+ * what you keep. No message holds a token, a JWT, a key or a password.
+ *
+ * It runs on the thread whose call traced, inside that call, and in a flight while your mutex is held: it must
+ * not call into the same authenticator or flight, nor `symphony_auth_set_log_callback`. Several threads may call
+ * it at once. What other handles trace while it runs is not passed on (so that it never recurses). It must return
+ * normally (no `longjmp`, no C++ exception).
+ */
+typedef void (*SymphonyAuthLogCallback)(uint32_t level,
+                                        const char *target,
+                                        const char *message,
+                                        void *user_data);
 
 /**
  * An HTTP header as name and value bytes. In requests the machine hands out, names are lowercase.
@@ -1031,6 +1100,30 @@ struct SymphonyAuthEventInfo symphony_auth_event_info(const struct SymphonyAuthE
  * `event` is NULL or an event not freed yet; it is not used afterwards.
  */
 void symphony_auth_event_free(struct SymphonyAuthEvent *event);
+
+/**
+ * Sets the process-wide log callback and the most detailed level it receives (a `SymphonyAuthLogLevel` code);
+ * NULL (or `OFF`) turns logging off. A later call replaces callback, `user_data` and level at once; once it
+ * returns, the previous callback is not running and is not called again (its `user_data` may be freed): it waits
+ * for running calls of the callback, so do not call it holding a lock the callback takes.
+ *
+ * Lines are traced as the machine's events are polled (`symphony_auth_*_poll_event`; a caller refused while a
+ * failed login cools down, by the poll that refuses it): poll events after each input, as a driver should.
+ *
+ * The first call with a callback installs this library's `tracing` subscriber for the process. Returns `OK`;
+ * `INVALID_ARGUMENT` for a level outside `SymphonyAuthLogLevel`; `SUBSCRIBER_TAKEN` when something else in the
+ * process already installed a global `tracing` subscriber into this library's copy of `tracing` (only Rust code
+ * linked into the same library can), which stays in place (turning off then answers `OK`); `USAGE` when called
+ * from inside the callback; `NOT_COMPILED`, whatever the arguments, when the library was built without its
+ * `tracing` feature (the default has it). No message is kept: this call has no handle.
+ *
+ * # Safety
+ * Unless NULL, `callback` is a function of the type above that stays callable with `user_data`, from any thread,
+ * until a later call replaces it. `user_data` is only passed to it, never read by the library.
+ */
+SymphonyAuthStatus symphony_auth_set_log_callback(SymphonyAuthLogCallback callback,
+                                                  void *user_data,
+                                                  uint32_t max_level);
 
 /**
  * Frees an authenticator. NULL is ignored. Outputs, tokens and events read from it stay valid: they own what

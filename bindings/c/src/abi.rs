@@ -28,6 +28,12 @@ pub enum SymphonyAuthStatus {
     /// An internal error (a Rust panic) was caught at the boundary. The handle it happened on answers every later
     /// call with this code: free it.
     Internal = 5,
+    /// The library was built without the feature the call needs (`symphony_auth_set_log_callback` without
+    /// `tracing`).
+    NotCompiled = 6,
+    /// `symphony_auth_set_log_callback`: another global `tracing` subscriber is installed in this library's copy of
+    /// `tracing`; it stays, and no callback is called.
+    SubscriberTaken = 7,
 }
 
 /// A borrowed run of bytes: `len` bytes at `ptr`, not NUL-terminated unless stated. `ptr` is NULL only for a value

@@ -14,7 +14,8 @@
 //! an `unsafe extern "C" fn` whose `# Safety` section (copied into the header) states what C must promise; each
 //! `unsafe` block does one such thing with a `SAFETY` comment saying which promise covers it
 //! (`clippy::undocumented_unsafe_blocks` is denied); `unsafe_op_in_unsafe_fn` is denied so that no operation hides
-//! in an `unsafe fn`'s body. No `unsafe impl`, no `transmute`, no global state.
+//! in an `unsafe fn`'s body. No `transmute`. One `unsafe impl` and the only global state, both in `log.rs`: the log
+//! callback is process-wide because `tracing`'s subscriber is, and its `user_data` crosses threads as C promises.
 //!
 //! # Rules every entry point keeps
 //!
@@ -31,6 +32,7 @@
 mod abi;
 mod config;
 mod event;
+mod log;
 mod machine;
 mod output;
 mod tokens;
@@ -38,6 +40,7 @@ mod tokens;
 pub use abi::{SymphonyAuthBytes, SymphonyAuthHeader, SymphonyAuthStatus};
 pub use config::*;
 pub use event::*;
+pub use log::*;
 pub use machine::*;
 pub use output::*;
 pub use tokens::*;
