@@ -11,16 +11,18 @@ pub(super) struct WipedTree(pub(super) Value);
 
 impl Drop for WipedTree {
     fn drop(&mut self) {
-        fn wipe(value: &mut Value) {
-            match value {
-                Value::String(text) => text.zeroize(),
-                Value::Sequence(items) => items.iter_mut().for_each(wipe),
-                Value::Mapping(map) => map.iter_mut().for_each(|(_, v)| wipe(v)),
-                Value::Tagged(tagged) => wipe(&mut tagged.value),
-                _ => {}
-            }
-        }
-        wipe(&mut self.0);
+        wipe_strings(&mut self.0);
+    }
+}
+
+/// Zeroes and empties every string value in `value`, however deep (mapping keys are names, not secrets).
+fn wipe_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Sequence(items) => items.iter_mut().for_each(wipe_strings),
+        Value::Mapping(map) => map.iter_mut().for_each(|(_, v)| wipe_strings(v)),
+        Value::Tagged(tagged) => wipe_strings(&mut tagged.value),
+        _ => {}
     }
 }
 
@@ -184,4 +186,32 @@ pub(super) fn whole(value: Option<&Value>, key: &str, min: f64, max: f64) -> Res
 /// `prefix.key`, or `key` at the top level.
 pub(super) fn key_path(prefix: &str, key: &str) -> String {
     if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_yaml_ng::Value;
+
+    use super::wipe_strings;
+
+    #[test]
+    fn every_string_value_is_wiped_however_deep() {
+        let mut tree: Value = serde_yaml_ng::from_str(
+            "password: s3cr3t\nlist: [k3y, {inner: t0ken}]\ntagged: !secret p4ss\nport: 443\nflag: true",
+        )
+        .unwrap();
+        wipe_strings(&mut tree);
+        let Value::Mapping(map) = &tree else { panic!("a mapping: {tree:?}") };
+        let text = format!("{tree:?}");
+        for secret in ["s3cr3t", "k3y", "t0ken", "p4ss"] {
+            assert!(!text.contains(secret), "{secret} is left in {text}");
+        }
+        assert_eq!(map["password"], Value::String(String::new()));
+        assert_eq!(map["list"][0], Value::String(String::new()));
+        assert_eq!(map["list"][1]["inner"], Value::String(String::new()));
+        let Value::Tagged(tagged) = &map["tagged"] else { panic!("tagged: {text}") };
+        assert_eq!(tagged.value, Value::String(String::new()));
+        assert_eq!((&map["port"], &map["flag"]), (&Value::from(443), &Value::Bool(true)), "only strings are touched");
+        assert!(map.contains_key("password"), "keys are names and stay");
+    }
 }
