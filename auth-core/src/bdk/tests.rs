@@ -302,6 +302,42 @@ fn other_values_are_not_repeated_either() {
 }
 
 #[test]
+fn an_unset_variable_is_named_only_when_it_looks_like_one() {
+    let unset = |name: &str| match parse_bdk_config(&format!("host: ${{{name}}}"), &no_env) {
+        Err(BdkConfigError::UnsetVariable(shown)) => shown,
+        other => panic!("{name}: {other:?}"),
+    };
+    for name in ["_POD.HOST_2", "pod_host", "P", &"A".repeat(64)] {
+        assert_eq!(unset(name), name);
+    }
+    for not_a_name in ["9LIVES", ".x", "p-w", "a b", "x\u{e9}", &"A".repeat(65)] {
+        assert_eq!(unset(not_a_name), "", "{not_a_name}");
+    }
+}
+
+#[test]
+fn booleans_may_come_as_text_from_a_variable() {
+    let env = |name: &str| match name {
+        "YES" => Some(" TRUE ".to_owned()),
+        "NO" => Some("False".to_owned()),
+        "MAYBE" => Some("yes".to_owned()),
+        _ => None,
+    };
+    let common_jwt = |value: &str| {
+        let text = format!("host: h\nbot: {{username: b, privateKey: {{path: k}}}}\ncommonJwt:\n  enabled: {value}");
+        parse_bdk_config(&text, &env).map(|settings| settings.common_jwt)
+    };
+    assert_eq!(common_jwt("${YES}"), Ok(true));
+    assert_eq!(common_jwt("${NO}"), Ok(false));
+    assert_eq!(common_jwt("true"), Ok(true));
+    assert_eq!(common_jwt("false"), Ok(false));
+    assert!(
+        matches!(common_jwt("${MAYBE}"), Err(BdkConfigError::WrongType { expected: "`true` or `false`", .. })),
+        "only true and false"
+    );
+}
+
+#[test]
 fn plain_http_to_a_remote_host_needs_allow_insecure_http() {
     let text = "scheme: http\nhost: pod.internal\nport: 8080\nbot: {username: b, privateKey: {path: k}}";
     let error = parse(text).unwrap_err();
