@@ -302,6 +302,24 @@ fn other_values_are_not_repeated_either() {
 }
 
 #[test]
+fn a_value_of_the_wrong_type_is_named_by_its_whole_path() {
+    let bot = "bot: {username: b, privateKey: {path: k}}";
+    for (yaml, key) in [
+        ("host: [h]", "host"),
+        ("host: h\nagent: {host: 5}", "agent.host"),
+        ("host: h\nkeyManager: {host: k, context: [c]}", "keyManager.context"),
+        ("host: h\nscheme: 443", "scheme"),
+        ("host: h\nproxy: {host: 7, port: 1}", "proxy.host"),
+        ("host: h\npod: {proxy: {host: p, port: 1, username: [u]}}", "pod.proxy.username"),
+    ] {
+        match parse(&format!("{yaml}\n{bot}")) {
+            Err(BdkConfigError::WrongType { key: named, expected: "a string", .. }) => assert_eq!(named, key, "{yaml}"),
+            other => panic!("{yaml}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn an_unset_variable_is_named_only_when_it_looks_like_one() {
     let unset = |name: &str| match parse_bdk_config(&format!("host: ${{{name}}}"), &no_env) {
         Err(BdkConfigError::UnsetVariable(shown)) => shown,

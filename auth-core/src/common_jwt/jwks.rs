@@ -110,15 +110,6 @@ impl AccessTokenKeys {
 
 /// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` from big-endian magnitudes.
 fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    fn length(len: usize, out: &mut Vec<u8>) {
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-    }
     fn integer(magnitude: &[u8], out: &mut Vec<u8>) {
         let trimmed: &[u8] = {
             let start = magnitude.iter().position(|b| *b != 0).unwrap_or(magnitude.len().saturating_sub(1));
@@ -140,4 +131,35 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     length(body.len(), &mut der);
     der.extend(body);
     der
+}
+
+/// A DER length: one byte below 128, else `0x80 | count` and the big-endian bytes.
+fn length(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length;
+
+    #[test]
+    fn der_lengths_switch_to_the_long_form_at_128() {
+        let encoded = |len: usize| {
+            let mut out = Vec::new();
+            length(len, &mut out);
+            out
+        };
+        assert_eq!(encoded(0), [0x00]);
+        assert_eq!(encoded(127), [0x7f]);
+        assert_eq!(encoded(128), [0x81, 0x80]);
+        assert_eq!(encoded(255), [0x81, 0xff]);
+        assert_eq!(encoded(256), [0x82, 0x01, 0x00]);
+        assert_eq!(encoded(0x01_0203), [0x83, 0x01, 0x02, 0x03]);
+    }
 }

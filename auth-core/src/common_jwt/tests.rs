@@ -328,6 +328,59 @@ fn access_tokens_verify_against_the_jwks() {
     assert_eq!(parse_access_token_keys(&response(500, "")).unwrap_err(), AccessTokenError::Status { status: 500 });
 }
 
+/// A6 from the other side: RS512 as well as RS256, the only RSA key when the token names none (and no guess among
+/// several), keys other than RSA skipped, and the body bound.
+#[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
+#[test]
+fn the_jwks_check_takes_rs512_and_the_only_key_when_the_token_names_none() {
+    use std::time::SystemTime;
+    use symphony_auth_testkit::{FakePod, Peer, PodCertificate, Reply, UserJwt, UserJwtAlgorithm};
+
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let a6 = http::Request::get("/login/idm/keys").body(Vec::new()).unwrap();
+    let Reply::Response(jwks) = FakePod::new().handle(now, a6, &Peer::in_process()) else { panic!("A6 answers") };
+    let jwk = serde_json::from_slice::<serde_json::Value>(jwks.body()).unwrap()["keys"][0].clone();
+    let named = |kid: Option<&str>| {
+        let mut jwk = jwk.clone();
+        match kid {
+            Some(kid) => jwk["kid"] = kid.into(),
+            None => drop(jwk.as_object_mut().unwrap().remove("kid")),
+        }
+        jwk
+    };
+    let ec = serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+    let keys = |entries: Vec<serde_json::Value>| {
+        parse_access_token_keys(&response(200, &serde_json::json!({ "keys": entries }).to_string())).unwrap()
+    };
+    let one = keys(vec![named(None), ec.clone()]);
+    let two = keys(vec![named(Some("a")), named(Some("b"))]);
+    let no_rsa = keys(vec![ec]);
+    assert_eq!((one.len(), one.is_empty()), (1, false));
+    assert_eq!((two.len(), two.is_empty()), (2, false));
+    assert_eq!((no_rsa.len(), no_rsa.is_empty()), (0, true));
+
+    // The pod certificate's key is the one the fake's JWKS publishes; its JWTs name no `kid`.
+    let signer = PodCertificate::new().unwrap();
+    let token = |algorithm| {
+        let jwt = signer.mint(&UserJwt::valid("app", 1, "u", now).algorithm(algorithm));
+        parse_access_token(&a5_answer(&jwt, 60), Generation::from_u64(1), Duration::ZERO, NOW).unwrap()
+    };
+    let unmatched = Err(AccessTokenError::Unverified("no key of the JWKS matches the token's `kid`"));
+    for algorithm in [UserJwtAlgorithm::Rs512, UserJwtAlgorithm::Rs256] {
+        assert_eq!(one.verify(&token(algorithm)), Ok(()), "{algorithm:?} by the only key");
+        assert_eq!(two.verify(&token(algorithm)), unmatched, "{algorithm:?}: no key is guessed among several");
+        assert_eq!(no_rsa.verify(&token(algorithm)), unmatched, "{algorithm:?}");
+    }
+
+    let empty = r#"{"keys":[]}"#;
+    let full = format!("{empty}{}", " ".repeat(MAX_RESPONSE_BODY - empty.len()));
+    assert!(parse_access_token_keys(&response(200, &full)).unwrap().is_empty());
+    assert_eq!(
+        parse_access_token_keys(&response(200, &format!("{full} "))).unwrap_err(),
+        AccessTokenError::Protocol { problem: ProtocolProblem::BodyTooLarge }
+    );
+}
+
 /// A login that returns an `authorizationToken` gives the first bearer without an A5 call; once refused, it is
 /// not used again and A5 takes over.
 #[test]
