@@ -123,7 +123,9 @@ impl PyBot {
 
     /// Where the machine stands, as a dict (`type`: `needs_session`, `needs_key_manager`, `ready`, `expired`).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        convert::state(py, self.bot.state())
+        // The bot's flight traces under the lock `state` takes: not with the GIL held.
+        let state = py.detach(|| self.bot.state());
+        convert::state(py, state)
     }
 
     /// The current tokens, logging in first if there are none; concurrent callers share one login.

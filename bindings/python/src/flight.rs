@@ -68,7 +68,7 @@ pub(crate) struct PyApiCall {
 impl PyApiCall {
     /// The request to send now with `tokens` attached: `(method, url, [(name, value)], body)`.
     fn request<'py>(&self, py: Python<'py>, tokens: &PyTokens) -> PyResult<Bound<'py, PyAny>> {
-        let request = lock(&self.call).request(&tokens.tokens);
+        let request = py.detach(|| lock(&self.call).request(&tokens.tokens));
         convert::request_parts(py, &request).into_pyobject(py).map(Bound::into_any)
     }
 
@@ -81,18 +81,18 @@ impl PyApiCall {
         tokens: &PyTokens,
         bearer: Option<&PyAccessToken>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = lock(&self.call).request_with(&tokens.tokens, bearer.map(|b| &b.token));
+        let request = py.detach(|| lock(&self.call).request_with(&tokens.tokens, bearer.map(|b| &b.token)));
         convert::request_parts(py, &request).into_pyobject(py).map(Bound::into_any)
     }
 
     /// Whether the call carries a Common JWT: ask `Flight.bearer` before each attempt.
     #[getter]
-    fn wants_bearer(&self) -> bool {
-        lock(&self.call).wants_bearer()
+    fn wants_bearer(&self, py: Python<'_>) -> bool {
+        py.detach(|| lock(&self.call).wants_bearer())
     }
 
-    fn __repr__(&self) -> String {
-        format!("ApiCall(target={:?})", lock(&self.call).target())
+    fn __repr__(&self, py: Python<'_>) -> String {
+        py.detach(|| format!("ApiCall(target={:?})", lock(&self.call).target()))
     }
 }
 
@@ -114,7 +114,7 @@ impl PyFlight {
     /// Joins: `want` is `"current"` (any tokens), `"fresh"` (a new login) or `"newer"` (tokens newer than
     /// `generation`, which an API call was refused with: reported to the machine as a 401).
     #[pyo3(signature = (want = "current", generation = None))]
-    fn join(&self, want: &str, generation: Option<u64>) -> PyResult<PyCaller> {
+    fn join(&self, py: Python<'_>, want: &str, generation: Option<u64>) -> PyResult<PyCaller> {
         let want = match (want, generation) {
             ("current", None) => Want::Current,
             ("fresh", None) => Want::Fresh,
@@ -125,7 +125,7 @@ impl PyFlight {
                 ));
             }
         };
-        let caller = lock(&self.flight).join(want).map_err(|e| usage_error(&e))?;
+        let caller = self.flight(py, |flight| flight.join(want)).map_err(|e| usage_error(&e))?;
         Ok(PyCaller { caller: Mutex::new(Some(caller)) })
     }
 
@@ -133,12 +133,20 @@ impl PyFlight {
     /// `follow` (wait to be woken), or `done` (`tokens` or `error`, and `wake`: whether to wake the followers).
     /// `events` lists what happened, for logs.
     fn poll<'py>(&self, py: Python<'py>, caller: &PyCaller, now_ms: u64) -> PyResult<Bound<'py, PyDict>> {
-        let mut slot = lock(&caller.caller);
-        let Some(inner) = slot.as_mut() else { return Err(UsageError::new_err("this caller is done or has left")) };
-        let mut flight = lock(&self.flight);
-        let step = flight.poll(inner, UnixTime::from_millis(now_ms));
-        let events: Vec<_> = std::iter::from_fn(|| flight.poll_event()).collect();
-        drop(flight);
+        let polled = py.detach(|| {
+            let mut slot = lock(&caller.caller);
+            let inner = slot.as_mut()?;
+            let mut flight = lock(&self.flight);
+            let step = flight.poll(inner, UnixTime::from_millis(now_ms));
+            let events: Vec<_> = std::iter::from_fn(|| flight.poll_event()).collect();
+            if matches!(step, Step::Done { .. }) {
+                *slot = None;
+            }
+            Some((step, events))
+        });
+        let Some((step, events)) = polled else {
+            return Err(UsageError::new_err("this caller is done or has left"));
+        };
         let dict = PyDict::new(py);
         match step {
             Step::Sign(jwt) => {
@@ -157,7 +165,6 @@ impl PyFlight {
             }
             Step::Follow => dict.set_item("type", "follow")?,
             Step::Done { outcome, wake_followers } => {
-                *slot = None;
                 crate::machine::done(py, &dict, outcome)?;
                 dict.set_item("wake", wake_followers)?;
             }
@@ -169,23 +176,24 @@ impl PyFlight {
 
     /// The caller goes away before its `done` (cancelled, failed): returns whether to wake the followers, one of
     /// which takes the login over.
-    fn leave(&self, caller: &PyCaller, now_ms: u64) -> bool {
-        match lock(&caller.caller).take() {
+    fn leave(&self, py: Python<'_>, caller: &PyCaller, now_ms: u64) -> bool {
+        py.detach(|| match lock(&caller.caller).take() {
             Some(caller) => lock(&self.flight).leave(&caller, UnixTime::from_millis(now_ms)),
             None => false,
-        }
+        })
     }
 
     /// Reports the signed JWT of a `sign` step.
-    fn report_signed(&self, signed: &PySignedJwt, now_ms: u64) -> PyResult<()> {
+    fn report_signed(&self, py: Python<'_>, signed: &PySignedJwt, now_ms: u64) -> PyResult<()> {
         let signed = signed.take()?;
-        self.report(Report::Signed(signed), now_ms)
+        self.report(py, Report::Signed(signed), now_ms)
     }
 
     /// Reports the answer to login request `id`.
     #[pyo3(signature = (id, status, headers, body, now_ms))]
     fn report_answer(
         &self,
+        py: Python<'_>,
         id: u64,
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
@@ -193,19 +201,19 @@ impl PyFlight {
         now_ms: u64,
     ) -> PyResult<()> {
         let response = convert::response(status, headers, body)?;
-        self.report(Report::Answer(RequestId::from_u64(id), Ok(response)), now_ms)
+        self.report(py, Report::Answer(RequestId::from_u64(id), Ok(response)), now_ms)
     }
 
     /// Reports that login request `id` failed below HTTP (`kind`: `timeout`, `connect`, `reset`, `tls`,
     /// `refused`, `other`; `detail` must hold no secret).
-    fn report_failure(&self, id: u64, kind: &str, detail: &str, now_ms: u64) -> PyResult<()> {
+    fn report_failure(&self, py: Python<'_>, id: u64, kind: &str, detail: &str, now_ms: u64) -> PyResult<()> {
         let failure = failure(kind, detail)?;
-        self.report(Report::Answer(RequestId::from_u64(id), Err(failure)), now_ms)
+        self.report(py, Report::Answer(RequestId::from_u64(id), Err(failure)), now_ms)
     }
 
     /// Reports that the requests handed out will never be answered.
-    fn report_lost(&self, now_ms: u64) -> PyResult<()> {
-        self.report(Report::Lost, now_ms)
+    fn report_lost(&self, py: Python<'_>, now_ms: u64) -> PyResult<()> {
+        self.report(py, Report::Lost, now_ms)
     }
 
     /// Starts an API call; raises `UsageError` for a URL outside the configured services (tokens are never sent
@@ -214,6 +222,7 @@ impl PyFlight {
     #[pyo3(signature = (method, url, headers = None, body = None, *, bearer_auth = false))]
     fn api_call(
         &self,
+        py: Python<'_>,
         method: &str,
         url: &str,
         headers: Option<&Bound<'_, PyAny>>,
@@ -224,7 +233,7 @@ impl PyFlight {
         if bearer_auth {
             request.extensions_mut().insert(BearerAuth);
         }
-        let call = lock(&self.flight).api_call(request).map_err(|e| usage_error(&e))?;
+        let call = self.flight(py, |flight| flight.api_call(request)).map_err(|e| usage_error(&e))?;
         Ok(PyApiCall { call: Mutex::new(call) })
     }
 
@@ -248,7 +257,8 @@ impl PyFlight {
             Some(status) => Ok(convert::response(status, headers, None)?),
             None => Err(failure(kind.unwrap_or("other"), detail)?),
         };
-        let step = lock(&self.flight).handle_api(&mut lock(&call.call), outcome, UnixTime::from_millis(now_ms));
+        let step =
+            self.flight(py, |flight| flight.handle_api(&mut lock(&call.call), outcome, UnixTime::from_millis(now_ms)));
         let dict = PyDict::new(py);
         match step {
             ApiStep::Return(_) => dict.set_item("type", "return")?,
@@ -293,7 +303,8 @@ impl PyFlight {
         tokens: &PyTokens,
         now_ms: u64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let step = lock(&self.flight).bearer(&lock(&call.call), &tokens.tokens, UnixTime::from_millis(now_ms));
+        let step =
+            self.flight(py, |flight| flight.bearer(&lock(&call.call), &tokens.tokens, UnixTime::from_millis(now_ms)));
         let dict = PyDict::new(py);
         match step {
             Bearer::NotNeeded => dict.set_item("type", "not_needed")?,
@@ -336,7 +347,7 @@ impl PyFlight {
             None => Err(failure(kind.unwrap_or("other"), detail)?),
         };
         let now = UnixTime::from_millis(now_ms);
-        let step = lock(&self.flight).handle_bearer(&mut lock(&call.call), &tokens.tokens, outcome, now);
+        let step = self.flight(py, |flight| flight.handle_bearer(&mut lock(&call.call), &tokens.tokens, outcome, now));
         let dict = PyDict::new(py);
         match step {
             BearerStep::Attach(token) => {
@@ -357,30 +368,36 @@ impl PyFlight {
 
     /// The A5 call of a `fetch` with the tokens of `generation` will never be answered (its caller gave up): the
     /// next caller to ask fetches. Wake the followers afterwards.
-    fn abandon_bearer(&self, generation: u64) {
-        lock(&self.flight).abandon_bearer(Generation::from_u64(generation));
+    fn abandon_bearer(&self, py: Python<'_>, generation: u64) {
+        self.flight(py, |flight| flight.abandon_bearer(Generation::from_u64(generation)));
     }
 
     /// How many access tokens A5 has given this flight.
     #[getter]
-    fn common_jwt_refreshes(&self) -> u64 {
-        lock(&self.flight).common_jwt_refreshes()
+    fn common_jwt_refreshes(&self, py: Python<'_>) -> u64 {
+        self.flight(py, |flight| flight.common_jwt_refreshes())
     }
 
     /// Where the machine stands, as a dict.
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let state = lock(&self.flight).state();
+        let state = self.flight(py, |flight| flight.state());
         convert::state(py, state)
     }
 
     /// Whether a caller is leading a login now.
-    fn has_leader(&self) -> bool {
-        lock(&self.flight).has_leader()
+    fn has_leader(&self, py: Python<'_>) -> bool {
+        self.flight(py, |flight| flight.has_leader())
     }
 }
 
 impl PyFlight {
-    fn report(&self, report: Report, now_ms: u64) -> PyResult<()> {
-        lock(&self.flight).report(report, UnixTime::from_millis(now_ms)).map_err(|e| usage_error(&e))
+    /// Runs `work` on the flight with the GIL released: the core traces under the flight's lock, and tracing into
+    /// Python takes the GIL, so the lock is never waited for while the GIL is held.
+    fn flight<T: Send>(&self, py: Python<'_>, work: impl FnOnce(&mut Flight) -> T + Send) -> T {
+        py.detach(|| work(&mut lock(&self.flight)))
+    }
+
+    fn report(&self, py: Python<'_>, report: Report, now_ms: u64) -> PyResult<()> {
+        self.flight(py, |flight| flight.report(report, UnixTime::from_millis(now_ms))).map_err(|e| usage_error(&e))
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod convert;
 mod errors;
 mod flight;
+mod logging;
 mod machine;
 
 use pyo3::prelude::*;
@@ -27,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<flight::PyCaller>()?;
     m.add_class::<flight::PyApiCall>()?;
     m.add_class::<flight::PyAccessToken>()?;
+    m.add_function(wrap_pyfunction!(logging::install_logging, m)?)?;
     m.add("USER_AGENT", symphony_auth_core::USER_AGENT_VALUE)?;
     Ok(())
 }

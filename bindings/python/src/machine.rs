@@ -250,8 +250,10 @@ pub(crate) struct PyAuthenticator {
 }
 
 impl PyAuthenticator {
-    fn machine(&self) -> MutexGuard<'_, Authenticator> {
-        lock(&self.machine)
+    /// Runs `work` on the machine with the GIL released: the machine traces under its lock, and tracing into
+    /// Python takes the GIL, so the lock is never waited for while the GIL is held.
+    fn machine<T: Send>(&self, py: Python<'_>, work: impl FnOnce(&mut Authenticator) -> T + Send) -> T {
+        py.detach(|| work(&mut lock(&self.machine)))
     }
 }
 
@@ -266,26 +268,28 @@ impl PyAuthenticator {
 
     /// What to do now (see `output`): a dict whose `type` is `sign`, `send`, `await`, `wait_until` or `done`.
     fn poll_output<'py>(&self, py: Python<'py>, now_ms: u64) -> PyResult<Bound<'py, PyDict>> {
-        let out = self.machine().poll_output(UnixTime::from_millis(now_ms));
+        let out = self.machine(py, |m| m.poll_output(UnixTime::from_millis(now_ms)));
         output(py, out)
     }
 
     /// Hands back the JWT of the last `sign` output, signed (or its signing failure).
-    fn supply_jwt(&self, signed: &PySignedJwt, now_ms: u64) -> PyResult<()> {
+    fn supply_jwt(&self, py: Python<'_>, signed: &PySignedJwt, now_ms: u64) -> PyResult<()> {
         let signed = signed.take()?;
-        self.machine().supply_jwt(signed, UnixTime::from_millis(now_ms));
+        self.machine(py, |m| m.supply_jwt(signed, UnixTime::from_millis(now_ms)));
         Ok(())
     }
 
     /// Reports that signing failed, with a reason that holds no secret.
-    fn supply_signing_failure(&self, reason: &str, now_ms: u64) {
-        self.machine().supply_jwt(Err(SignError(reason.to_owned())), UnixTime::from_millis(now_ms));
+    fn supply_signing_failure(&self, py: Python<'_>, reason: &str, now_ms: u64) {
+        let failure = Err(SignError(reason.to_owned()));
+        self.machine(py, |m| m.supply_jwt(failure, UnixTime::from_millis(now_ms)));
     }
 
     /// The answer to login request `id`. Raises `UsageError` for an id that is not outstanding.
     #[pyo3(signature = (id, status, headers, body, now_ms))]
     fn handle_response(
         &self,
+        py: Python<'_>,
         id: u64,
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
@@ -293,36 +297,33 @@ impl PyAuthenticator {
         now_ms: u64,
     ) -> PyResult<()> {
         let response = convert::response(status, headers, body)?;
-        self.machine()
-            .handle_response(RequestId::from_u64(id), &response, UnixTime::from_millis(now_ms))
+        self.machine(py, |m| m.handle_response(RequestId::from_u64(id), &response, UnixTime::from_millis(now_ms)))
             .map_err(|e| usage_error(&e))
     }
 
     /// Login request `id` failed below HTTP: `kind` is `timeout`, `connect`, `reset`, `tls`, `refused` or
     /// `other`. Raises `UsageError` for an id that is not outstanding.
-    fn handle_failure(&self, id: u64, kind: &str, detail: &str, now_ms: u64) -> PyResult<()> {
+    fn handle_failure(&self, py: Python<'_>, id: u64, kind: &str, detail: &str, now_ms: u64) -> PyResult<()> {
         let failure = failure(kind, detail)?;
-        self.machine()
-            .handle_failure(RequestId::from_u64(id), failure, UnixTime::from_millis(now_ms))
+        self.machine(py, |m| m.handle_failure(RequestId::from_u64(id), failure, UnixTime::from_millis(now_ms)))
             .map_err(|e| usage_error(&e))
     }
 
     /// Time passed: a wait is over, or requests out for too long time out.
-    fn handle_timeout(&self, now_ms: u64) {
-        self.machine().handle_timeout(UnixTime::from_millis(now_ms));
+    fn handle_timeout(&self, py: Python<'_>, now_ms: u64) {
+        self.machine(py, |m| m.handle_timeout(UnixTime::from_millis(now_ms)));
     }
 
     /// Asks for a new login; whether one began.
-    fn refresh(&self, now_ms: u64) -> bool {
-        self.machine().refresh(UnixTime::from_millis(now_ms))
+    fn refresh(&self, py: Python<'_>, now_ms: u64) -> bool {
+        self.machine(py, |m| m.refresh(UnixTime::from_millis(now_ms)))
     }
 
     /// An API call with the tokens of `generation` was answered 401: `"expired"`, `"already_expired"` or
     /// `{"stale": current}` (newer tokens exist). Raises `UsageError` for a generation never issued.
     fn report_unauthorized<'py>(&self, py: Python<'py>, generation: u64) -> PyResult<Bound<'py, PyAny>> {
         let outcome = self
-            .machine()
-            .report_unauthorized(symphony_auth_core::Generation::from_u64(generation))
+            .machine(py, |m| m.report_unauthorized(symphony_auth_core::Generation::from_u64(generation)))
             .map_err(|e| usage_error(&e))?;
         Ok(match outcome {
             UnauthorizedOutcome::Stale { current } => {
@@ -336,29 +337,30 @@ impl PyAuthenticator {
     }
 
     /// The requests handed out will never be answered (the task driving them went away).
-    fn abandon_requests(&self, now_ms: u64) {
-        self.machine().abandon_requests(UnixTime::from_millis(now_ms));
+    fn abandon_requests(&self, py: Python<'_>, now_ms: u64) {
+        self.machine(py, |m| m.abandon_requests(UnixTime::from_millis(now_ms)));
     }
 
     /// The next event (a dict), or None.
     fn poll_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let next = self.machine().poll_event();
+        let next = self.machine(py, Authenticator::poll_event);
         next.map(|e| event(py, &e)).transpose()
     }
 
     /// Where the machine stands, as a dict.
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let state = self.machine().state();
+        let state = self.machine(py, |m| m.state());
         convert::state(py, state)
     }
 
     /// The current tokens, or None.
-    fn tokens(&self) -> Option<PyTokens> {
-        self.machine().tokens().map(|tokens| PyTokens { tokens })
+    fn tokens(&self, py: Python<'_>) -> Option<PyTokens> {
+        self.machine(py, |m| m.tokens()).map(|tokens| PyTokens { tokens })
     }
 
-    fn __repr__(&self) -> String {
-        let machine = self.machine();
-        format!("Authenticator(username={:?}, state={:?})", machine.config().username().as_str(), machine.state())
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.machine(py, |m| {
+            format!("Authenticator(username={:?}, state={:?})", m.config().username().as_str(), m.state())
+        })
     }
 }

@@ -5,6 +5,8 @@
 - ``HttpxAuth``: an ``httpx.Auth`` for ``httpx.Client`` and ``httpx.AsyncClient``, driven by the same core.
 - ``Authenticator``: the sans-IO machine itself, for applications with their own HTTP client.
 - ``Config``: the configuration, from values or from a BDK YAML/JSON file.
+- ``install_logging()``: the native side's logs (logins, retries, 401s, failures; ureq, rustls) into ``logging``,
+  under ``symphony_auth.<rust target>``.
 
 Errors are subclasses of ``SymphonyAuthError``; no message or repr holds a token, a JWT or key material.
 """
@@ -35,6 +37,7 @@ from ._native import (
     UnavailableError,
     UnsignedJwt,
     UsageError,
+    install_logging,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +68,7 @@ __all__ = [
     "UnavailableError",
     "UnsignedJwt",
     "UsageError",
+    "install_logging",
 ]
 
 

@@ -9,6 +9,12 @@ _Path = Union[str, "PathLike[str]"]
 
 USER_AGENT: str
 
+def install_logging(level: Optional[int] = None) -> bool:
+    """Routes the native side's logs (logins, retries, 401s, failures; ureq and rustls) to the `logging` loggers
+    `symphony_auth.<rust target>`. `level`: the lowest level bridged (default: the effective level of the
+    `symphony_auth` logger now; TRACE is 5). Once per process; later calls change the level. Returns whether the
+    bridge is in place (False when built without the `tracing` feature)."""
+
 class SymphonyAuthError(Exception):
     """Base class of every symphony_auth error. Login errors carry `details` (a dict: `class`, `endpoint`, ...)."""
 
