@@ -252,6 +252,20 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_to_a_remote_host_is_insecure_until_consented_to() {
+        let remote = BaseUrl::parse("pod", "http://pod.internal:8080").unwrap();
+        assert!(!remote.insecure_http_allowed());
+        assert!(remote.is_insecure_without_consent());
+        let consented = remote.allow_insecure_http();
+        assert!(consented.insecure_http_allowed());
+        assert!(!consented.is_insecure_without_consent());
+        for url in ["https://pod.internal", "http://localhost:8080", "http://127.0.0.1", "http://[::1]:9"] {
+            let url = BaseUrl::parse("pod", url).unwrap();
+            assert!(!url.insecure_http_allowed() && !url.is_insecure_without_consent(), "{url}");
+        }
+    }
+
+    #[test]
     fn parts_follow_the_bdk_rules() {
         let url = BaseUrl::from_parts("keyManager", "https", "km.acme", Some(8444), "relay-ctx").unwrap();
         assert_eq!(url.to_string(), "https://km.acme:8444/relay-ctx");
