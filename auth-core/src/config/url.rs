@@ -249,6 +249,12 @@ mod tests {
             panic!()
         };
         assert_eq!(url.chars().count(), 201);
+        assert!(url.ends_with('…'));
+        // At the bound exactly, nothing is cut.
+        let exact = format!("https://{} x", "a".repeat(190));
+        assert_eq!(exact.chars().count(), 200);
+        let ConfigError::InvalidUrl { url, .. } = BaseUrl::parse("pod", &exact).unwrap_err() else { panic!() };
+        assert_eq!(url, exact);
     }
 
     #[test]

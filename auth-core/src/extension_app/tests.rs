@@ -198,6 +198,30 @@ fn the_store_is_bounded_and_drops_expired_then_soonest_entries() {
     assert!(!format!("{store:?}").contains("s-late"));
 }
 
+#[test]
+fn a_backend_checks_the_pairs_it_was_answered_with() {
+    let mut backend = AppBackend::new(cert_app(), 4);
+    let now = UnixTime::from_secs(1_000);
+    let (token, request) = backend.authenticate_request(&[0xab; 32], now).unwrap();
+    assert_eq!(token.expose_secret(), "ab".repeat(32));
+    assert_eq!(request.uri(), cert_app().authenticate_request(&token, now).unwrap().uri());
+    let app = token.expose_secret().to_owned();
+    let body = format!(r#"{{"appId":"my-app","appToken":"{app}","symphonyToken":"sym-1","expireAt":2000000}}"#);
+    assert_eq!(
+        backend.handle_authenticate(&token, &response(200, &body), now).unwrap().expire_at(),
+        UnixTime::from_secs(2_000)
+    );
+    let pair = |error| Err(AppBackendError::Pair(error));
+    assert_eq!(backend.check_pair(&app, "sym-1", now), Ok(()));
+    assert_eq!(backend.check_pair(&app, "sym-2", now), pair(PairCheckError::Mismatch));
+    assert_eq!(backend.check_pair(&app, "", now), pair(PairCheckError::Mismatch));
+    assert_eq!(backend.check_pair("b0b0", "sym-1", now), pair(PairCheckError::UnknownAppToken));
+    assert!(matches!(backend.check_pair("a b", "sym-1", now), Err(AppBackendError::Identity(_))));
+    assert_eq!(backend.check_pair(&app, "sym-1", UnixTime::from_secs(2_000)), pair(PairCheckError::Expired));
+    let refused = backend.handle_authenticate(&token, &response(401, ""), now).unwrap_err();
+    assert_eq!(refused, AppBackendError::Answer(ExtensionAppError::Rejected { status: 401 }));
+}
+
 #[cfg(any(feature = "rsa-signer", feature = "ring-signer", feature = "aws-lc-signer"))]
 mod user_jwts {
     use symphony_auth_testkit::{PodCertificate as Signer, UserJwt, UserJwtAlgorithm};
@@ -278,6 +302,27 @@ mod user_jwts {
                 "{audiences:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_backend_fetches_the_pod_certificate_once_and_verifies_with_it() {
+        let (signer, _, now, unix) = setup();
+        let mut backend = AppBackend::new(rsa_app(), 4);
+        let request = backend.pod_certificate_request().expect("not fetched yet");
+        assert_eq!(request.uri(), rsa_app().pod_certificate_request().uri());
+        let jwt = signer.mint(&UserJwt::valid("my-app", 12345, "jdoe", now));
+        let not_fetched = ExtensionAppError::Certificate("the pod certificate was not fetched");
+        assert_eq!(backend.verify_user_jwt(&jwt, unix), Err(AppBackendError::Answer(not_fetched)));
+        let refused = backend.handle_pod_certificate(&response(401, "")).unwrap_err();
+        assert_eq!(refused, AppBackendError::Answer(ExtensionAppError::Rejected { status: 401 }));
+        assert!(backend.pod_certificate_request().is_some(), "a refusal keeps nothing");
+        let body = serde_json::json!({ "certificate": signer.pem() }).to_string();
+        assert_eq!(backend.handle_pod_certificate(&response(200, &body)), Ok(()));
+        assert!(backend.pod_certificate_request().is_none(), "fetched once");
+        assert_eq!(backend.verify_user_jwt(&jwt, unix).map(|claims| claims.user_id), Ok(12345));
+        let other = signer.mint(&UserJwt::valid("other-app", 12345, "jdoe", now));
+        let wrong = UserJwtError::WrongAudience { expected: "my-app".into() };
+        assert_eq!(backend.verify_user_jwt(&other, unix), Err(AppBackendError::UserJwt(wrong)));
     }
 
     #[test]
