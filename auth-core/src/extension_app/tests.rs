@@ -201,6 +201,45 @@ fn the_store_is_bounded_and_drops_expired_then_soonest_entries() {
 }
 
 #[test]
+fn expired_pairs_make_room_before_any_live_one_is_evicted_and_a_renewed_pair_evicts_nothing() {
+    let mut store = AppTokenStore::new(3);
+    let at = UnixTime::from_secs;
+    let pairs: Vec<_> = [("a", 200), ("b", 300), ("c", 400)].map(|(app, exp)| issued(app, app, exp)).into();
+    for (app, tokens) in &pairs {
+        assert!(store.insert(app, tokens, at(100)));
+    }
+    assert!(!store.is_empty());
+    store.remove_expired(at(300));
+    assert_eq!(store.len(), 1, "a (200) and b (300) have expired at 300; c (400) has not");
+    let symphony = |s| SymphonyToken::new(s).unwrap();
+    assert_eq!(store.check(&pairs[2].0, &symphony("c"), at(300)), Ok(()));
+
+    // Full of expired pairs: a new one drops them all rather than one.
+    let mut store = AppTokenStore::new(2);
+    let (a, b) = (issued("a", "a", 200), issued("b", "b", 300));
+    assert!(store.insert(&a.0, &a.1, at(100)) && store.insert(&b.0, &b.1, at(100)));
+    let d = issued("d", "d", 900);
+    assert!(store.insert(&d.0, &d.1, at(350)));
+    assert_eq!(store.len(), 1);
+
+    // Full of live pairs: renewing one that is stored replaces it and evicts no other.
+    let mut store = AppTokenStore::new(2);
+    let (a, b) = (issued("a", "a", 200), issued("b", "b", 300));
+    assert!(store.insert(&a.0, &a.1, at(100)) && store.insert(&b.0, &b.1, at(100)));
+    let renewed = issued("b", "b2", 800);
+    assert!(store.insert(&renewed.0, &renewed.1, at(150)));
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.check(&a.0, &symphony("a"), at(150)), Ok(()), "a stays");
+    assert_eq!(store.check(&b.0, &symphony("b2"), at(150)), Ok(()), "b holds its new pair");
+    // Below capacity, a new pair leaves expired ones to be dropped when found or when room is needed.
+    let mut store = AppTokenStore::new(3);
+    assert!(store.insert(&a.0, &a.1, at(100)));
+    let e = issued("e", "e", 900);
+    assert!(store.insert(&e.0, &e.1, at(250)));
+    assert_eq!(store.len(), 2);
+}
+
+#[test]
 fn a_backend_checks_the_pairs_it_was_answered_with() {
     let mut backend = AppBackend::new(cert_app(), 4);
     let now = UnixTime::from_secs(1_000);
