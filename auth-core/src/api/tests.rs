@@ -265,6 +265,27 @@ fn a_call_without_replay_returns_its_401_and_retryable_statuses_and_fails_on_a_t
     assert!(call(Method::GET, None).is_replayable());
 }
 
+/// A call sent once still tells the flight that its bearer was refused, so that the next call does not reuse it;
+/// any other answer leaves the bearer alone.
+#[test]
+fn a_call_without_replay_reports_its_refused_bearer_on_a_401_only() {
+    use crate::common_jwt::{CommonJwtSettings, parse_access_token};
+    let config = config(None).with_common_jwt(CommonJwtSettings::on_pod_calls());
+    let a5 = http::Response::builder()
+        .status(200)
+        .body(br#"{"token_type":"Bearer","expires_in":600,"access_token":"opaque-bearer"}"#.to_vec())
+        .unwrap();
+    let bearer = parse_access_token(&a5, Generation(1), Duration::ZERO, NOW).unwrap();
+    for (status, refused) in [(401, Some((bearer.expires_at(), Generation(1)))), (200, None), (403, None), (503, None)]
+    {
+        let mut call = ApiCall::new(request(Method::POST, "/pod/v1/x"), &config, 9).unwrap().without_replay();
+        let head = call.request_head(&tokens(1), Some(&bearer));
+        assert!(head.headers().contains_key(http::header::AUTHORIZATION), "the bearer is attached");
+        assert_eq!(returned(call.handle(Ok(answer(status, None)), NOW)), status);
+        assert_eq!(call.take_refused_bearer(), refused, "{status}");
+    }
+}
+
 #[test]
 fn the_request_head_is_the_request_without_its_body() {
     let mut agent = ApiCall::new(request(Method::PUT, "/agent/v1/x"), &config(None), 1).unwrap();
