@@ -261,4 +261,17 @@ mod tests {
         assert_eq!(raised.max_idle_per_host(), 100);
         assert_eq!(raised.with_max_idle_per_host(2).max_idle_per_host(), 2);
     }
+
+    /// The figures the README and the heap-per-bot measure rest on.
+    #[test]
+    fn the_defaults_are_the_documented_sizes_and_times() {
+        let default = ConnectionSettings::default();
+        assert_eq!((default.read_buffer(), default.write_buffer()), (16_384, 8_192), "16 KiB read, 8 KiB write");
+        assert_eq!(default.with_buffers(0, 0).read_buffer(), 4_096, "a 4 KiB floor");
+        assert_eq!(default.max_per_host(), 32);
+        assert_eq!(default.idle_timeout(), Duration::from_secs(15));
+        let brief = default.with_idle_timeout(Duration::from_millis(1_500));
+        assert_eq!(brief.idle_timeout(), Duration::from_millis(1_500));
+        assert_eq!(brief.with_max_per_host(7), ConnectionSettings { max_per_host: 7, ..brief }, "nothing else moves");
+    }
 }
