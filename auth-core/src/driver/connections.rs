@@ -222,6 +222,7 @@ mod tests {
     fn slots_are_bounded_per_host_and_come_back() {
         let (pod, km) = (key("https://pod/"), key("https://km/"));
         let mut slots = HostSlots::new(2);
+        assert_eq!(slots.limit(), 2);
         assert!(slots.try_take(&pod));
         assert!(slots.try_take(&pod));
         assert!(!slots.try_take(&pod), "a third request to the same host waits");

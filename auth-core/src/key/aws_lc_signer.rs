@@ -124,6 +124,24 @@ mod tests {
         assert_eq!(modulus_bits(KeyFormat::Pkcs1, b"\x30\x00"), None);
     }
 
+    /// A key of full size that AWS-LC refuses (its CRT coefficient altered) is malformed, not "too small".
+    #[test]
+    fn a_full_size_key_that_aws_lc_refuses_is_malformed() {
+        use base64::Engine as _;
+        let mut der = decode_pem(PKCS1).unwrap().der.to_vec();
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let body = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = body.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap()).collect();
+        let pem = format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n", lines.join("\n"));
+        assert_eq!(modulus_bits(KeyFormat::Pkcs1, &der), Some(2048));
+        let error = AwsLcSigner::from_pem(pem.as_bytes()).err().unwrap();
+        assert!(
+            matches!(&error, KeyError::Malformed { format: "PKCS#1", reason } if reason.starts_with("rejected by aws-lc")),
+            "{error:?}"
+        );
+    }
+
     #[test]
     fn bad_der_is_malformed_and_the_key_never_shows() {
         let pem = b"-----BEGIN PRIVATE KEY-----\nMBMCAQAwDQYJKoZIhvcNAQEBBQA=\n-----END PRIVATE KEY-----\n";
