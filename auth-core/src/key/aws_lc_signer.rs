@@ -122,6 +122,8 @@ mod tests {
         assert_eq!(modulus_bits(KeyFormat::Pkcs1, &decode_pem(PKCS1).unwrap().der), Some(2048));
         assert_eq!(modulus_bits(KeyFormat::Pkcs8, &decode_pem(PKCS8_4096).unwrap().der), Some(4096));
         assert_eq!(modulus_bits(KeyFormat::Pkcs1, b"\x30\x00"), None);
+        // SEQUENCE { 0, 0x0100 }: a top byte without its high bit counts only its significant bits.
+        assert_eq!(modulus_bits(KeyFormat::Pkcs1, b"\x30\x07\x02\x01\x00\x02\x02\x01\x00"), Some(9));
     }
 
     /// A key of full size that AWS-LC refuses (its CRT coefficient altered) is malformed, not "too small".
